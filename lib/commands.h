@@ -1,0 +1,9 @@
+/* commands.h - prototypes of the top-level commands in commands.def. */
+#ifndef KR_COMMANDS_H
+#define KR_COMMANDS_H
+
+#include "cli.h"
+
+int cmd_version(struct kr_cli *, int, char **);
+
+#endif

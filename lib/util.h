@@ -1,0 +1,104 @@
+/*
+ * util.h - small shared helpers: bounded file I/O, atomic never-overwrite
+ * output, hex, secure memory, process hardening, terminal progress.
+ */
+#ifndef KR_UTIL_H
+#define KR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+#define KR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Read a whole regular file of at most maxlen bytes. Opens with O_NOFOLLOW,
+ * checks type and size with fstat on the descriptor. *out is NUL-terminated
+ * (not counted in *outlen) and must be freed with free() (or
+ * kr_free_wipe()). Errors: KR_ERR_SYSTEM, KR_ERR_TOO_LARGE,
+ * KR_ERR_UNSAFE_MEDIA (not a regular file / symlink).
+ */
+int kr_read_file(const char *path, size_t maxlen, uint8_t **out,
+    size_t *outlen) KR_WUR;
+
+/*
+ * Write a new file atomically: temp file in the same directory, fsync,
+ * link into place without ever replacing an existing file, fsync the
+ * directory. KR_ERR_EXISTS if path exists.
+ */
+int kr_write_new_file(const char *path, const void *data, size_t len,
+    mode_t mode) KR_WUR;
+
+/* Like kr_write_new_file but replaces an existing file (rename). */
+int kr_write_replace_file(const char *path, const void *data, size_t len,
+    mode_t mode) KR_WUR;
+
+/* fsync a directory by path. */
+int kr_fsync_dir(const char *path) KR_WUR;
+
+/* mkdir -p with mode for created components. */
+int kr_mkdirs(const char *path, mode_t mode) KR_WUR;
+
+/* Checked snprintf: KR_ERR_TOO_LARGE on truncation. */
+int kr_snprintf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KR_WUR;
+
+/* Lower-case hex of in[0..len) into out (2*len+1 bytes). */
+void kr_hex(const uint8_t *in, size_t len, char *out);
+/* Parse exactly outlen bytes of hex (either case). */
+int kr_unhex(const char *in, uint8_t *out, size_t outlen) KR_WUR;
+
+/* SHA-256 of a buffer. */
+void kr_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* Free after wiping (NULL-safe). */
+void kr_free_wipe(void *p, size_t len);
+
+/*
+ * Locked memory for secrets (PINs, shares): mlock'd, MADV_DONTDUMP,
+ * zeroed. kr_secure_free wipes and unlocks. NULL on failure.
+ */
+void *kr_secure_alloc(size_t len);
+void kr_secure_free(void *p, size_t len);
+
+/* Core dumps off, not ptrace-able. Called first thing in main(). */
+void kr_harden_process(void);
+
+/*
+ * Read a secret line: from "file:PATH", "fd:N", "env:NAME" or, if spec is
+ * NULL, from the terminal without echo using prompt. Trailing newline
+ * stripped. *out is kr_secure_alloc'd with cap bytes; *outlen set.
+ */
+int kr_read_secret(const char *spec, const char *prompt, char **out,
+    size_t *outlen, size_t cap) KR_WUR;
+
+/* Is stderr a terminal (progress bars, colours)? */
+int kr_isatty_err(void);
+
+/*
+ * Progress bar on stderr when it is a terminal, silent otherwise:
+ * "label [#####.....] 1234/10000  812/s  ETA 0:11".
+ */
+struct kr_progress {
+	const char *label;
+	uint64_t total;
+	uint64_t done;
+	double t0;
+	double last;
+	int active;
+};
+void kr_progress_start(struct kr_progress *p, const char *label,
+    uint64_t total);
+void kr_progress_update(struct kr_progress *p, uint64_t done);
+void kr_progress_finish(struct kr_progress *p);
+
+/* Monotonic seconds. */
+double kr_now(void);
+
+/* UTC time as RFC 3339 "2026-11-25T08:13:35Z" (out >= 21 bytes). */
+void kr_time_rfc3339(time_t t, char out[32]);
+
+#endif
