@@ -1,0 +1,29 @@
+/*
+ * signer_hsm.h - the checkpoint signer backed by the HSM: the Ed25519
+ * key of the audit token, signed with raw C_Sign / CKM_EDDSA (libp11
+ * 0.4.12 has no EdDSA).
+ */
+#ifndef KR_SIGNER_HSM_H
+#define KR_SIGNER_HSM_H
+
+#include "audit/audit.h"
+
+struct kr_hsm_signer;
+
+/*
+ * Open the PKCS#11 module `module` (path), find the token labelled
+ * `token` (e.g. "keyroom-audit"), log in as user with the PIN read by
+ * kr_read_secret(pin_spec) (e.g. "file:<state>/audit-token.pin"), find
+ * its Ed25519 private key (key_label, or the only one when NULL) and
+ * the public key (CKA_EC_POINT raw or DER OCTET STRING; CKA_EC_PARAMS
+ * "edwards25519" string or OID 1.3.101.112). Fills *s (name borrowed)
+ * and returns a handle to free with kr_hsm_signer_close after the last
+ * signature. Errors: KR_ERR_TOKEN (no such token/key), KR_ERR_PIN,
+ * KR_ERR_PKCS11, KR_ERR_UNSUPPORTED (not Ed25519).
+ */
+int kr_hsm_signer_open(const char *module, const char *token,
+    const char *key_label, const char *pin_spec, const char *name,
+    struct kr_note_signer *s, struct kr_hsm_signer **out) KR_WUR;
+void kr_hsm_signer_close(struct kr_hsm_signer *h);
+
+#endif
