@@ -1,16 +1,13 @@
 /*
  * bundle.c - the batch bundle of DESIGN.md 5.2 read from staging:
- * batch.json (strict), CSR files (PEM or DER PKCS#10), proof of
- * possession and the subject CN.
+ * batch.json (strict), which files are CSRs / manifests, the subject CN.
+ * CSR parsing and proof of possession are ca/ca.h kr_csr_parse().
  */
 #include <ctype.h>
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "lib/util.h"
@@ -155,118 +152,8 @@ kr_batch_desc_parse(const char *name, const uint8_t *buf, size_t len,
 	return r;
 }
 
-/* Only whitespace left? */
-static int
-only_space(const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' &&
-		    p[i] != '\n')
-			return 0;
-	return 1;
-}
-
 int
-kr_csr_parse(const uint8_t *buf, size_t len, X509_REQ **out)
-{
-	X509_REQ *req = NULL;
-	BIO *bio = NULL;
-	const unsigned char *p = buf;
-	size_t skip = 0;
-	int r;
-
-	*out = NULL;
-	if (len > KR_MEDIA_MAX_CSR_BYTES)
-		return kr_errf(KR_ERR_TOO_LARGE, "CSR over %u bytes",
-		    KR_MEDIA_MAX_CSR_BYTES);
-	if (len == 0)
-		return kr_errf(KR_ERR_FORMAT, "empty file");
-	while (skip < len && (buf[skip] == ' ' || buf[skip] == '\t' ||
-	    buf[skip] == '\r' || buf[skip] == '\n'))
-		skip++;
-	if (len - skip >= 11 && memcmp(buf + skip, "-----BEGIN ", 11) == 0) {
-		char rest[64];
-		int n;
-
-		if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-			r = kr_err_ssl("CSR");
-			goto out;
-		}
-		if ((req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) ==
-		    NULL) {
-			ERR_clear_error();
-			r = kr_errf(KR_ERR_FORMAT,
-			    "not a PEM PKCS#10 request");
-			goto out;
-		}
-		/* Exactly one object: only whitespace may follow. */
-		while ((n = BIO_read(bio, rest, sizeof(rest))) > 0)
-			if (!only_space((const uint8_t *)rest, (size_t)n)) {
-				r = kr_errf(KR_ERR_FORMAT,
-				    "trailing data after the request");
-				goto out;
-			}
-	} else {
-		if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-			ERR_clear_error();
-			r = kr_errf(KR_ERR_FORMAT,
-			    "not a PKCS#10 request (PEM or DER)");
-			goto out;
-		}
-		if ((size_t)(p - buf) != len) {
-			r = kr_errf(KR_ERR_FORMAT,
-			    "trailing data after the request");
-			goto out;
-		}
-	}
-	*out = req;
-	req = NULL;
-	r = 0;
- out:
-	BIO_free(bio);
-	X509_REQ_free(req);
-	return r;
-}
-
-int
-kr_csr_check_pop(X509_REQ *req, EVP_PKEY **pkey)
-{
-	EVP_PKEY *k;
-	char group[64];
-	size_t glen = 0;
-	int rc;
-
-	*pkey = NULL;
-	if ((k = X509_REQ_get0_pubkey(req)) == NULL) {
-		ERR_clear_error();
-		return kr_errf(KR_ERR_FORMAT, "unreadable public key");
-	}
-	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC)
-		return kr_errf(KR_ERR_UNSUPPORTED,
-		    "public key is not an EC key");
-	if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME,
-	    group, sizeof(group), &glen)) {
-		ERR_clear_error();
-		return kr_errf(KR_ERR_UNSUPPORTED, "EC key without a named "
-		    "curve");
-	}
-	if (strcmp(group, "prime256v1") != 0 &&
-	    strcmp(group, "secp384r1") != 0)
-		return kr_errf(KR_ERR_UNSUPPORTED, "curve %s not allowed",
-		    group);
-	rc = X509_REQ_verify(req, k);
-	ERR_clear_error();
-	if (rc != 1)
-		return kr_errf(KR_ERR_SIGNATURE, "proof of possession failed: "
-		    "CSR signature does not verify");
-	*pkey = k;
-	return 0;
-}
-
-int
-kr_csr_cn(X509_REQ *req, char *out, size_t outlen)
+kr_bundle_csr_cn(X509_REQ *req, char *out, size_t outlen)
 {
 	const X509_NAME *nm = X509_REQ_get_subject_name(req);
 	const X509_NAME_ENTRY *e;

@@ -129,27 +129,11 @@ int kr_bundle_is_csr(const char *path);
 int kr_bundle_is_manifest(const char *path);
 
 /*
- * Parse one CSR file (PEM or DER PKCS#10, at most KR_MEDIA_MAX_CSR_BYTES,
- * exactly one request, no trailing garbage). Does NOT check the
- * signature (see kr_csr_check_pop). *out owned by caller (X509_REQ_free).
- * Errors: KR_ERR_FORMAT ("not a PKCS#10 request", "trailing data"),
- * KR_ERR_TOO_LARGE.
+ * CSR parsing and proof of possession are the CA's (ca/ca.h
+ * kr_csr_parse). Subject CN of a request into out (UTF-8), "" if absent.
+ * KR_ERR_FORMAT if more than one CN, not decodable or too long.
  */
-int kr_csr_parse(const uint8_t *buf, size_t len, X509_REQ **out) KR_WUR;
-
-/*
- * Proof of possession: the CSR's self-signature verifies with its own
- * key; key is EC on an allowed curve (P-256/P-384). *pkey (borrowed from
- * req, do not free) is the decoded key, parsed once.
- * Errors: KR_ERR_SIGNATURE, KR_ERR_UNSUPPORTED (key type/curve).
- */
-int kr_csr_check_pop(X509_REQ *req, EVP_PKEY **pkey) KR_WUR;
-
-/*
- * Subject CN of the request into out (UTF-8), "" if absent.
- * KR_ERR_FORMAT if more than one CN or not representable.
- */
-int kr_csr_cn(X509_REQ *req, char *out, size_t outlen) KR_WUR;
+int kr_bundle_csr_cn(X509_REQ *req, char *out, size_t outlen) KR_WUR;
 
 /* ---- batch output (output.c) ---- */
 
