@@ -277,7 +277,8 @@ entry(struct kr_media *m, int dfd, const char *dirrel, const char *name,
 	} else if (S_ISREG(st.st_mode)) {
 		int okname = area == AREA_CSR ?
 		    (has_suffix(name, ".csr") || has_suffix(name, ".pem") ||
-		    has_suffix(name, ".der")) : has_suffix(name, ".json");
+		    has_suffix(name, ".der") || has_suffix(name, ".sig")) :
+		    has_suffix(name, ".json");
 
 		if (!okname || name[0] == '.') {
 			r = kr_errf(KR_ERR_UNSAFE_MEDIA,
