@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "lib/err.h"
@@ -150,5 +151,26 @@ int kr_manifest_load(const struct kr_mf_trust *t, const char *path,
     struct kr_manifest **out) KR_WUR;
 
 void kr_manifest_free(struct kr_manifest *m);
+
+/*
+ * JOSE helpers (media/jws.c), exposed for the tests and the fuzzer.
+ * Decoders are strict: alphabet, length, padding (standard base64 must be
+ * padded, base64url must not) and canonical unused bits; *out is malloc'd
+ * (free()), NUL-free binary. KR_ERR_FORMAT, KR_ERR_TOO_LARGE.
+ */
+#define KR_B64_MAX (1024 * 1024)
+int kr_b64url_decode(const char *in, size_t len, uint8_t **out,
+    size_t *outlen) KR_WUR;
+int kr_b64_decode(const char *in, size_t len, uint8_t **out,
+    size_t *outlen) KR_WUR;
+/* Unpadded base64url into out (outlen >= 4*ceil(len/3)+1). */
+int kr_b64url_encode(const uint8_t *in, size_t len, char *out,
+    size_t outlen) KR_WUR;
+/* RFC 3339 UTC "2020-06-09T22:49:52.470Z" (fraction dropped). -1 if bad. */
+int kr_parse_rfc3339(const char *s, time_t *out) KR_WUR;
+/* ES256: sig is 64 bytes r||s (high S accepted) over input[0..inlen).
+ * KR_ERR_SIGNATURE, KR_ERR_LIBCRYPTO. */
+int kr_jws_es256_verify(EVP_PKEY *pub, const char *input, size_t inlen,
+    const uint8_t *sig, size_t siglen) KR_WUR;
 
 #endif

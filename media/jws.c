@@ -1,0 +1,192 @@
+/*
+ * jws.c - the JOSE pieces the manifest reader needs: strict base64url and
+ * base64 decoding (OpenSSL's EVP_DecodeBlock on a checked, translated,
+ * padded copy) and ES256 verification of a raw r||s signature.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "lib/util.h"
+#include "media/manifest.h"
+
+static int
+b64_decode_common(const char *in, size_t len, int url, uint8_t **out,
+    size_t *outlen)
+{
+	char *tmp = NULL;
+	uint8_t *buf = NULL, *chk = NULL;
+	size_t i, pad = 0, padded, n;
+	int r = KR_ERR_FORMAT, dl;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len > KR_B64_MAX)
+		return kr_errf(KR_ERR_TOO_LARGE, "base64 text of %zu bytes",
+		    len);
+	if (!url) {
+		/* Standard alphabet, padded to a multiple of 4. */
+		if (len % 4 != 0)
+			return kr_errf(KR_ERR_FORMAT, "base64 length %zu is "
+			    "not a multiple of 4", len);
+		while (pad < 2 && pad < len && in[len - 1 - pad] == '=')
+			pad++;
+		len -= pad;
+	}
+	if (len % 4 == 1)
+		return kr_errf(KR_ERR_FORMAT, "base64%s length %zu is "
+		    "impossible", url ? "url" : "", len);
+	padded = (len + 3) / 4 * 4;
+	if (!url && padded - len != pad)
+		return kr_errf(KR_ERR_FORMAT, "base64: wrong padding");
+	if ((tmp = malloc(padded + 1)) == NULL ||
+	    (buf = malloc(padded / 4 * 3 + 1)) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "base64 buffer");
+		goto out;
+	}
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9'))
+			tmp[i] = c;
+		else if (url && c == '-')
+			tmp[i] = '+';
+		else if (url && c == '_')
+			tmp[i] = '/';
+		else if (!url && (c == '+' || c == '/'))
+			tmp[i] = c;
+		else {
+			r = kr_errf(KR_ERR_FORMAT, "base64%s: invalid "
+			    "character 0x%02x at offset %zu", url ? "url" : "",
+			    (unsigned char)c, i);
+			goto out;
+		}
+	}
+	for (; i < padded; i++)
+		tmp[i] = '=';
+	tmp[padded] = '\0';
+	if (padded == 0) {
+		*out = buf;
+		buf = NULL;
+		r = 0;
+		goto out;
+	}
+	if ((dl = EVP_DecodeBlock(buf, (unsigned char *)tmp,
+	    (int)padded)) < 0) {
+		r = kr_errf(KR_ERR_FORMAT, "base64 does not decode");
+		goto out;
+	}
+	n = (size_t)dl - (padded - len);
+	/* Canonical: non-zero unused bits would let two texts mean one
+	 * value; re-encode and compare. */
+	if ((chk = malloc(padded + 1)) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "base64 buffer");
+		goto out;
+	}
+	if ((size_t)EVP_EncodeBlock(chk, buf, (int)n) != padded ||
+	    memcmp(chk, tmp, padded) != 0) {
+		r = kr_errf(KR_ERR_FORMAT, "base64%s: non-canonical "
+		    "encoding (unused bits set)", url ? "url" : "");
+		goto out;
+	}
+	*out = buf;
+	*outlen = n;
+	buf = NULL;
+	r = 0;
+out:
+	free(tmp);
+	free(buf);
+	free(chk);
+	return r;
+}
+
+int
+kr_b64url_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
+{
+	return b64_decode_common(in, len, 1, out, outlen);
+}
+
+int
+kr_b64_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
+{
+	return b64_decode_common(in, len, 0, out, outlen);
+}
+
+int
+kr_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
+{
+	size_t need = (len + 2) / 3 * 4 + 1, i, n;
+
+	if (len > KR_B64_MAX || outlen < need)
+		return kr_errf(KR_ERR_TOO_LARGE, "base64url output buffer");
+	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	n = strlen(out);
+	while (n > 0 && out[n - 1] == '=')
+		out[--n] = '\0';
+	for (i = 0; i < n; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+	return 0;
+}
+
+int
+kr_jws_es256_verify(EVP_PKEY *pub, const char *input, size_t inlen,
+    const uint8_t *sig, size_t siglen)
+{
+	ECDSA_SIG *es = NULL;
+	BIGNUM *br = NULL, *bs = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char *der = NULL;
+	int derlen, r = KR_ERR_SIGNATURE, v;
+
+	if (siglen != 64)
+		return kr_errf(KR_ERR_SIGNATURE, "ES256 signature is %zu "
+		    "bytes, not 64", siglen);
+	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_bits(pub) != 256)
+		return kr_errf(KR_ERR_SIGNATURE, "ES256 needs a P-256 key");
+	if ((es = ECDSA_SIG_new()) == NULL ||
+	    (br = BN_bin2bn(sig, 32, NULL)) == NULL ||
+	    (bs = BN_bin2bn(sig + 32, 32, NULL)) == NULL) {
+		r = kr_err_ssl("ES256 signature");
+		goto out;
+	}
+	if (ECDSA_SIG_set0(es, br, bs) != 1) {
+		r = kr_err_ssl("ES256 signature");
+		goto out;
+	}
+	br = bs = NULL;
+	if ((derlen = i2d_ECDSA_SIG(es, &der)) <= 0) {
+		r = kr_err_ssl("ES256 signature encoding");
+		goto out;
+	}
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1) {
+		r = kr_err_ssl("ES256 verify init");
+		goto out;
+	}
+	v = EVP_DigestVerify(md, der, (size_t)derlen,
+	    (const unsigned char *)input, inlen);
+	if (v != 1) {
+		ERR_clear_error();
+		r = kr_errf(KR_ERR_SIGNATURE, "ES256 signature does not "
+		    "verify");
+		goto out;
+	}
+	r = 0;
+out:
+	ECDSA_SIG_free(es);
+	BN_free(br);
+	BN_free(bs);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	return r;
+}

@@ -1,0 +1,57 @@
+/*
+ * policy_int.h - the inside of struct kr_policy, shared by policy.c
+ * (loading) and decide.c (the decision). Not for other folders: use
+ * policy.h.
+ */
+#ifndef KR_POLICY_INT_H
+#define KR_POLICY_INT_H
+
+#include "policy/policy.h"
+
+struct kr_pol_part {
+	const char *part_number;	/* borrowed from doc */
+	const char *model;		/* NULL: any model */
+	char identity_kid[KR_MF_KID_MAX + 1];
+};
+
+struct kr_pol_mfr {
+	const char *id;
+	const char *name;
+	long long quota;
+	const char **parts;	/* array owned, strings borrowed */
+	size_t nparts;
+	const char **profiles;	/* NULL: every policy profile */
+	size_t nprofiles;
+};
+
+struct kr_policy {
+	json_t *doc;		/* the parsed file; strings borrow from it */
+	char *name;
+	char *basedir;
+	struct kr_mf_signer signers[KR_POLICY_MAX_SIGNERS];
+	char signer_src[KR_POLICY_MAX_SIGNERS][256];
+	size_t nsigners;
+	STACK_OF(X509) *roots;
+	struct kr_mf_trust trust;
+	unsigned curves;
+	int lite_allowed;
+	struct kr_pol_part *parts;
+	size_t nparts;
+	const char **profiles;
+	size_t nprofiles;
+	const char *subject;
+	struct kr_pol_mfr *mfrs;
+	size_t nmfrs;
+	int renew_allowed;
+	int renew_current;	/* proof by the currently certified key */
+	int renew_manifest;	/* proof by a manifest-listed key */
+};
+
+const struct kr_pol_part *kr_pol_part(const struct kr_policy *p,
+    const char *part_number);
+const struct kr_pol_mfr *kr_pol_mfr(const struct kr_policy *p,
+    const char *id);
+int kr_pol_template_cn(const struct kr_policy *p, const struct kr_device *d,
+    char *out, size_t outlen) KR_WUR;
+
+#endif
