@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "lib/err.h"
 
@@ -176,6 +177,13 @@ int kr_hsm_sign_raw(struct kr_key *key, const uint8_t *msg, size_t len,
  * for Ed25519 (libp11 0.4.12 cannot sign it: use kr_hsm_sign_raw).
  */
 int kr_hsm_evp_private(struct kr_key *key, EVP_PKEY **out) KR_WUR;
+
+/*
+ * Sign a certificate (x) or a CRL (crl; x NULL) with libp11's key and md
+ * (ECDSA/RSA), reopening a lost session and retrying once.
+ */
+int kr_hsm_x509_sign(struct kr_key *key, X509 *x, X509_CRL *crl,
+    const EVP_MD *md) KR_WUR;
 
 /*
  * Re-establish the token's sessions after a failure that invalidated them

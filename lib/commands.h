@@ -5,5 +5,6 @@
 #include "cli.h"
 
 int cmd_version(struct kr_cli *, int, char **);
+int cmd_init(struct kr_cli *, int, char **);
 
 #endif
