@@ -7,7 +7,7 @@ BUILD="build-essential pkg-config libssl-dev libp11-dev libp11-kit-dev softhsm2 
  libqrencode-dev libpng-dev libgfshare-dev libjansson-dev libyaml-dev libcmocka-dev"
 TEST="openssl gnutls-bin libnss3-tools opensc tmux python3 clang libclang-rt-14-dev"
 IMAGE="busybox-static cpio qemu-system-x86 mtools e2fsprogs dosfstools xorriso systemd-boot-efi
- ovmf binutils gzip zstd kmod fdisk"
+ ovmf binutils gzip zstd kmod fdisk isolinux syslinux-common"
 
 want="$BUILD $TEST"
 case "${1:-}" in
