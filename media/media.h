@@ -150,10 +150,28 @@ struct kr_out;	/* an output directory being built */
 int kr_out_begin(const char *media, const char *batch_id,
     struct kr_out **out) KR_WUR;
 
-/* Write a new file (relative path inside the output) and remember its
- * SHA-256 for SHA256SUMS. Never overwrites. */
+/*
+ * Write a new file (relative path inside the output, at most one '/':
+ * "certs/x.pem") and remember its SHA-256 for SHA256SUMS. O_EXCL: never
+ * overwrites (KR_ERR_EXISTS). Files are made durable at commit (syncfs
+ * of the medium + fsync of every directory), not one fsync each.
+ */
 int kr_out_write(struct kr_out *o, const char *rel, const void *data,
     size_t len) KR_WUR;
+
+/*
+ * Streamed files (report.json, registration files) for outputs too large to
+ * hold in memory: open, append, close. At most KR_OUT_MAX_STREAMS open.
+ * The SHA-256 is computed as written. Closing is done by kr_out_commit
+ * for streams still open. Returns a stream handle >= 0 or an error.
+ */
+#define KR_OUT_MAX_STREAMS 8
+int kr_out_stream_open(struct kr_out *o, const char *rel) KR_WUR;
+int kr_out_stream_write(struct kr_out *o, int h, const void *data,
+    size_t len) KR_WUR;
+int kr_out_stream_printf(struct kr_out *o, int h, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KR_WUR;
+int kr_out_stream_close(struct kr_out *o, int h) KR_WUR;
 
 /*
  * Finish: writes SHA256SUMS over every file written, fsyncs every
@@ -166,5 +184,12 @@ const char *kr_out_path(const struct kr_out *o);
 
 /* Abandon: remove the temp dir (best effort) and free. NULL-safe. */
 void kr_out_free(struct kr_out *o);
+
+/*
+ * Crash-test hook: with KEYROOM_TEST_CRASH_AT=n in the environment the
+ * process SIGKILLs itself at the n-th call (KEYROOM_TEST_CRASH_VERBOSE
+ * names the point on stderr first). No-op otherwise.
+ */
+void kr_media_crash_point(const char *where);
 
 #endif
