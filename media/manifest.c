@@ -711,9 +711,11 @@ verify_entry(const struct kr_mf_trust *t, const json_t *e,
 			fail(res, KR_MF_TIME, "signer validity unreadable");
 			goto out;
 		}
-		if (d->provisioned < nb || d->provisioned > na) {
+		if ((long long)d->provisioned < (long long)nb - t->backdate ||
+		    d->provisioned > na) {
 			fail(res, KR_MF_TIME, "provisioningTimestamp %.40s is "
-			    "outside the signer's validity", s);
+			    "outside the signer's validity (less %lld days "
+			    "backdating)", s, t->backdate / 86400);
 			goto out;
 		}
 	}

@@ -117,6 +117,13 @@ struct kr_mf_trust {
 	STACK_OF(X509) *device_roots;	/* x5c anchors; NULL/empty: an entry
 					 *   with x5c is refused */
 	unsigned curves;		/* KR_CURVE_* mask; 0 = P-256 only */
+	/*
+	 * provisioningTimestamp must lie in [notBefore - backdate, notAfter]
+	 * of the signer. Manifests are signed when chips are sold, after
+	 * they were provisioned, so real entries predate a new signer (the
+	 * spec's lite example by 52 days); policy manifest_backdate_days.
+	 */
+	long long backdate;		/* seconds */
 };
 
 /* Result for one array element, in file order. */

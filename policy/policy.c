@@ -23,7 +23,8 @@
 
 static const char *const top_keys[] = { "version", "signers",
 	"device_roots", "curves", "lite_entries", "parts", "profiles",
-	"subject", "manufacturers", "renewal", NULL };
+	"subject", "manufacturers", "renewal", "manifest_backdate_days",
+	NULL };
 static const char *const top_required[] = { "version", "signers", "parts",
 	"profiles", "subject", "manufacturers", NULL };
 
@@ -180,10 +181,6 @@ load_signers(struct kr_policy *p, const json_t *a)
 			return kr_errf(KR_ERR_CONFIG, "%s: %s (%s): no subject "
 			    "key identifier (the manifests' kid)", p->name,
 			    where, p->signer_src[i]);
-		if (!self_signed(s->cert))
-			return kr_errf(KR_ERR_CONFIG, "%s: %s (%s): not a "
-			    "self-signed certificate", p->name, where,
-			    p->signer_src[i]);
 		for (j = 0; j < i; j++)
 			if (memcmp(p->signers[j].sha256, s->sha256, 32) == 0)
 				return kr_errf(KR_ERR_CONFIG, "%s: %s (%s): "
@@ -568,6 +565,15 @@ kr_policy_parse(const char *name, const char *buf, size_t len,
 	p->trust.nsigners = p->nsigners;
 	p->trust.device_roots = p->roots;
 	p->trust.curves = p->curves;
+	p->trust.backdate = 365LL * 86400;
+	if (json_object_get(p->doc, "manifest_backdate_days") != NULL) {
+		long long days;
+
+		if ((r = kr_json_get_int(p->doc, "manifest_backdate_days",
+		    name, 1, 0, 3650, &days)) != 0)
+			goto out;
+		p->trust.backdate = days * 86400;
+	}
 	*out = p;
 	p = NULL;
 	r = 0;
@@ -792,6 +798,12 @@ kr_policy_lint(const struct kr_policy *p, json_t **out)
 		    "their provisioningTimestamp (test signers only)", i,
 		    p->signer_src[i])) != 0)
 			goto out;
+		if (!self_signed(c) && json_array_append_new(wa,
+		    json_sprintf("signers[%zu] (%s): not self-signed; it is "
+		    "trusted only because it is pinned (its issuer is not "
+		    "checked)", i, p->signer_src[i])) != 0)
+			goto out;
+		ERR_clear_error();
 		if (X509_check_ca(c) >= 1 && json_array_append_new(wa,
 		    json_sprintf("signers[%zu] (%s): is a CA certificate; "
 		    "Microchip manifest signers are CA:FALSE", i,

@@ -20,6 +20,7 @@
  *   subject:        "CN=sn${UNIQUEID}, O=Example OEM"
  *   manufacturers:  [{id, name, quota, parts: [...], profiles: [...]}]
  *   renewal:        {allowed: bool, proof: [current-cert, manifest-key]}
+ *   manifest_backdate_days: N  (default 365; see struct kr_mf_trust)
  * Relative file paths are relative to the policy file's directory.
  */
 #ifndef KR_POLICY_H
