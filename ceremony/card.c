@@ -172,7 +172,7 @@ kr_card_code(const struct kr_share *s, int compact, char *out, size_t len)
 
 /*
  * Normalise typed text into the 84 code characters: drop whitespace and
- * '-', drop a line number ("3 " or "3." or "3)") at the start of a line,
+ * '-', lines starting with '#', a line number ("3 " or "3." or "3)") at the start of a line,
  * upper-case, read 0/1/8 as O/I/B.
  */
 static int
@@ -187,6 +187,13 @@ normalise(const char *text, char *out, size_t *outlen)
 		c = *p;
 		if (c == '\n' || c == '\r') {
 			bol = 1;
+			continue;
+		}
+		if (bol && c == '#') {	/* a comment line (card files) */
+			while (p[1] != '\0' && p[1] != '\n') {
+				p++;
+				pos++;
+			}
 			continue;
 		}
 		if (bol && c >= '1' && c <= '9' && (p[1] == ' ' ||

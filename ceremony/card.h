@@ -9,8 +9,9 @@
  * (10 bits of SHA-256("keyroom card line v1\0" || line number || the 12
  * characters)), so a typo is pinned to its line:
  *     1  ABCD EFGH IJKL  XY
- * Parsing ignores spaces, '-', line numbers at line starts and case, reads
- * 0/1/8 as O/I/B, and is strict about every checksum.
+ * Parsing ignores spaces, '-', '#' comment lines, line numbers at line
+ * starts and case, reads 0/1/8 as O/I/B, and is strict about every
+ * checksum.
  */
 #ifndef KR_CARD_H
 #define KR_CARD_H
