@@ -98,7 +98,7 @@ cp -a "$HERE/rootfs/." "$ROOT/"
 
 # busybox: only the applets the appliance uses get a name.
 install -m 0755 "$BUSYBOX" "$ROOT/usr/bin/busybox"
-APPLETS="sh ash cat chmod chown cp cut date dd df echo env false findfs grep head id insmod
+APPLETS="sh ash awk uniq cat chmod chown cp cut date dd df echo env false findfs grep head id insmod
  ip kill ln ls lsmod mkdir mount mv poweroff printf ps readlink reboot rm rmdir sed setsid
  cttyhack sha256sum sleep sort stat switch_root sync sysctl tail tee test timeout touch tr true
  umount uname usleep wc [ stty clear"

@@ -9,7 +9,7 @@ KR_STATE=/state/keyroom
 KR_MEDIA=/media
 KR_BIN=/usr/bin/keyroom
 KR_STATE_LABEL=KEYROOM-STATE
-KR_MEDIA_LABEL=KEYROOM-MEDIA
+KR_MEDIA_LABEL=KEYROOM-USB
 
 kr_say() { echo "keyroom: $*"; }
 # kr_kmsg LEVEL MSG: to the kernel log, so it reaches every console.
