@@ -6,5 +6,6 @@
 
 int cmd_version(struct kr_cli *, int, char **);
 int cmd_init(struct kr_cli *, int, char **);
+int cmd_ca(struct kr_cli *, int, char **);
 
 #endif

@@ -1,0 +1,220 @@
+/*
+ * asn1.c - OpenSSL ASN.1 templates keyroom needs beyond OpenSSL's own:
+ * RFC 4108 HardwareModuleName, and the SEQUENCE { tbs, algid, BIT STRING }
+ * of a signed certificate/CRL whose signature came from C_Sign. Also the
+ * throwaway lint keys and the digest per key type.
+ */
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+
+#include "ca/ca_int.h"
+#include "lib/util.h"
+
+ASN1_SEQUENCE(KR_HWMODNAME) = {
+	ASN1_SIMPLE(KR_HWMODNAME, hw_type, ASN1_OBJECT),
+	ASN1_SIMPLE(KR_HWMODNAME, hw_serial, ASN1_OCTET_STRING),
+} ASN1_SEQUENCE_END(KR_HWMODNAME)
+IMPLEMENT_ASN1_FUNCTIONS(KR_HWMODNAME)
+
+/* Certificate / CertificateList with the TBS kept as its DER. */
+typedef struct {
+	ASN1_TYPE *tbs;
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *sig;
+} KR_SIGNED;
+ASN1_SEQUENCE(KR_SIGNED) = {
+	ASN1_SIMPLE(KR_SIGNED, tbs, ASN1_ANY),
+	ASN1_SIMPLE(KR_SIGNED, alg, X509_ALGOR),
+	ASN1_SIMPLE(KR_SIGNED, sig, ASN1_BIT_STRING),
+} ASN1_SEQUENCE_END(KR_SIGNED)
+DECLARE_ASN1_FUNCTIONS(KR_SIGNED)
+IMPLEMENT_ASN1_FUNCTIONS(KR_SIGNED)
+
+int
+kr_hwname_general_name(const char *hw_type, const uint8_t *serial, size_t len,
+    GENERAL_NAME **out)
+{
+	KR_HWMODNAME *h = NULL;
+	ASN1_TYPE *val = NULL;
+	ASN1_STRING *seq = NULL;
+	ASN1_OBJECT *oid = NULL;
+	GENERAL_NAME *gen = NULL;
+	unsigned char *der = NULL;
+	int n, r = KR_ERR_LIBCRYPTO;
+
+	*out = NULL;
+	if (len == 0 || len > KR_HWSERIAL_MAX)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "hardware serial of "
+		    "%zu bytes (1..%d)", len, KR_HWSERIAL_MAX);
+	if ((h = KR_HWMODNAME_new()) == NULL)
+		goto ssl;
+	ASN1_OBJECT_free(h->hw_type);
+	if ((h->hw_type = OBJ_txt2obj(hw_type, 1)) == NULL) {
+		r = kr_errf(KR_ERR_CONFIG, "hw_type '%s' is not an OID",
+		    hw_type);
+		ERR_clear_error();
+		goto out;
+	}
+	if (!ASN1_OCTET_STRING_set(h->hw_serial, serial, (int)len) ||
+	    (n = i2d_KR_HWMODNAME(h, &der)) <= 0 ||
+	    (seq = ASN1_STRING_new()) == NULL ||
+	    !ASN1_STRING_set(seq, der, n) ||
+	    (val = ASN1_TYPE_new()) == NULL)
+		goto ssl;
+	ASN1_TYPE_set(val, V_ASN1_SEQUENCE, seq);
+	seq = NULL;
+	if ((oid = OBJ_txt2obj(KR_OID_HW_MODULE_NAME, 1)) == NULL ||
+	    (gen = GENERAL_NAME_new()) == NULL ||
+	    !GENERAL_NAME_set0_othername(gen, oid, val))
+		goto ssl;
+	oid = NULL;
+	val = NULL;
+	*out = gen;
+	gen = NULL;
+	r = 0;
+	goto out;
+ ssl:
+	r = kr_err_ssl("HardwareModuleName");
+ out:
+	GENERAL_NAME_free(gen);
+	ASN1_OBJECT_free(oid);
+	ASN1_TYPE_free(val);
+	ASN1_STRING_free(seq);
+	OPENSSL_free(der);
+	KR_HWMODNAME_free(h);
+	return r;
+}
+
+int
+kr_hwname_decode(const GENERAL_NAME *gen, KR_HWMODNAME **out)
+{
+	ASN1_OBJECT *oid = NULL;
+	ASN1_TYPE *val = NULL;
+	const unsigned char *p;
+	KR_HWMODNAME *h;
+	char buf[64];
+	long len;
+
+	*out = NULL;
+	if (!GENERAL_NAME_get0_otherName(gen, &oid, &val))
+		return 0;
+	if (OBJ_obj2txt(buf, sizeof(buf), oid, 1) <= 0 ||
+	    strcmp(buf, KR_OID_HW_MODULE_NAME) != 0)
+		return 0;
+	if (val == NULL || val->type != V_ASN1_SEQUENCE)
+		return kr_errf(KR_ERR_FORMAT, "HardwareModuleName is not a "
+		    "SEQUENCE");
+	p = val->value.sequence->data;
+	len = val->value.sequence->length;
+	if ((h = d2i_KR_HWMODNAME(NULL, &p, len)) == NULL ||
+	    p != val->value.sequence->data + len) {
+		KR_HWMODNAME_free(h);
+		ERR_clear_error();
+		return kr_errf(KR_ERR_FORMAT, "HardwareModuleName malformed");
+	}
+	*out = h;
+	return 1;
+}
+
+int
+kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
+    const uint8_t *sig, size_t siglen, uint8_t **der, size_t *derlen)
+{
+	KR_SIGNED *s = NULL;
+	ASN1_STRING *seq = NULL;
+	unsigned char *out = NULL;
+	int n, r = KR_ERR_LIBCRYPTO;
+
+	*der = NULL;
+	*derlen = 0;
+	if ((s = KR_SIGNED_new()) == NULL ||
+	    (seq = ASN1_STRING_new()) == NULL ||
+	    !ASN1_STRING_set(seq, tbs, (int)tbslen))
+		goto ssl;
+	ASN1_TYPE_set(s->tbs, V_ASN1_SEQUENCE, seq);
+	seq = NULL;
+	if (!X509_ALGOR_set0(s->alg, OBJ_nid2obj(alg_nid), V_ASN1_UNDEF,
+	    NULL) || !ASN1_BIT_STRING_set(s->sig, (unsigned char *)
+	    (uintptr_t)sig, (int)siglen))
+		goto ssl;
+	/* No unused bits (as ASN1_item_sign sets it). */
+	s->sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	s->sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	if ((n = i2d_KR_SIGNED(s, &out)) <= 0)
+		goto ssl;
+	*der = out;
+	*derlen = (size_t)n;
+	out = NULL;
+	r = 0;
+	goto out;
+ ssl:
+	r = kr_err_ssl("assembling signed object");
+ out:
+	OPENSSL_free(out);
+	ASN1_STRING_free(seq);
+	KR_SIGNED_free(s);
+	return r;
+}
+
+const EVP_MD *
+kr_ca_md(enum kr_key_type t)
+{
+	switch (t) {
+	case KR_KEY_P384:
+		return EVP_sha384();
+	case KR_KEY_ED25519:
+		return NULL;
+	default:
+		return EVP_sha256();
+	}
+}
+
+/*
+ * Cached throwaway keys. Not thread-safe on first use: call once from the
+ * main thread before starting workers (kr_ca_lint_key for each type).
+ */
+static EVP_PKEY *lint_keys[KR_KEY_ED25519 + 1];
+
+int
+kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
+{
+	EVP_PKEY *k = NULL;
+
+	*out = NULL;
+	if (t <= KR_KEY_NONE || t > KR_KEY_ED25519)
+		return kr_errf(KR_ERR_UNSUPPORTED, "lint key type %d", (int)t);
+	if (lint_keys[t] != NULL) {
+		*out = lint_keys[t];
+		return 0;
+	}
+	switch (t) {
+	case KR_KEY_P256:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case KR_KEY_P384:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		break;
+	case KR_KEY_RSA3072:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		break;
+	case KR_KEY_ED25519:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	default:
+		break;
+	}
+	if (k == NULL)
+		return kr_err_ssl("throwaway %s key", kr_key_type_name(t));
+	lint_keys[t] = k;
+	*out = k;
+	return 0;
+}
+
+const ASN1_OCTET_STRING *
+kr_ca_ski(const X509 *x)
+{
+	return X509_get0_subject_key_id((X509 *)(uintptr_t)x);
+}

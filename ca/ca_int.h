@@ -1,0 +1,61 @@
+/*
+ * ca_int.h - internal to ca/: ASN.1 templates (HardwareModuleName,
+ * signed-object assembly), throwaway lint keys, digests per key type.
+ */
+#ifndef KR_CA_INT_H
+#define KR_CA_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/asn1t.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca.h"
+
+/* HardwareModuleName ::= SEQUENCE { hwType OID, hwSerialNum OCTET STRING } */
+typedef struct {
+	ASN1_OBJECT *hw_type;
+	ASN1_OCTET_STRING *hw_serial;
+} KR_HWMODNAME;
+DECLARE_ASN1_FUNCTIONS(KR_HWMODNAME)
+
+/*
+ * A GENERAL_NAME otherName holding a HardwareModuleName. *out new.
+ */
+int kr_hwname_general_name(const char *hw_type, const uint8_t *serial,
+    size_t len, GENERAL_NAME **out) KR_WUR;
+/*
+ * If gen is an otherName id-on-hardwareModuleName, decode it (*out new)
+ * and return 1; 0 if it is another kind of name; <0 if malformed.
+ */
+int kr_hwname_decode(const GENERAL_NAME *gen, KR_HWMODNAME **out);
+
+/*
+ * Assemble SEQUENCE { tbs, AlgorithmIdentifier(alg_nid, no params),
+ * BIT STRING sig } - a Certificate or CertificateList - into *der
+ * (OPENSSL_malloc'd).
+ */
+int kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
+    const uint8_t *sig, size_t siglen, uint8_t **der, size_t *derlen) KR_WUR;
+
+/* Digest an issuer key type signs with (NULL for Ed25519). */
+const EVP_MD *kr_ca_md(enum kr_key_type t);
+
+/*
+ * A throwaway in-memory key of type t for pre-issuance lint signing,
+ * generated once per process and cached (borrowed).
+ */
+int kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out) KR_WUR;
+
+/* Subject key identifier bytes of a certificate (borrowed) or NULL. */
+const ASN1_OCTET_STRING *kr_ca_ski(const X509 *x);
+
+/* Sign the TBS of x (or crl) with an HSM key; see cert.c. */
+int kr_ca_hsm_sign(struct kr_key *key, X509 **x, X509_CRL **crl) KR_WUR;
+
+/* CRL lint (crl.c). */
+int kr_lint_crl(const X509_CRL *crl, const X509 *issuer) KR_WUR;
+
+#endif

@@ -1,0 +1,682 @@
+/*
+ * cert.c - certificates from profiles: names, serials, TBS building,
+ * throwaway-key lint, HSM signing (libp11 X509_sign for ECDSA/RSA, C_Sign
+ * + ASN.1 assembly for Ed25519), verify, TBS comparison.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+#include "lib/util.h"
+
+#define NO_EXPIRY "99991231235959Z"
+#define SERIAL_TRIES 8
+
+struct kr_prepared {
+	X509 *x;		/* signed by the throwaway key, linted */
+	uint8_t *tbs;		/* the linted TBS DER */
+	size_t tbslen;
+	uint8_t serial[KR_SERIAL_LEN];
+	const struct kr_profile *profile;
+	int signed_once;
+};
+
+int
+kr_ca_parse_dn(const char *s, X509_NAME **out)
+{
+	X509_NAME *n = NULL;
+	char *buf = NULL, *p, *w, *field, *val;
+	int r;
+
+	*out = NULL;
+	if (s == NULL || s[0] != '/')
+		return kr_errf(KR_ERR_FORMAT, "subject '%s': must look like "
+		    "/O=Org/CN=Name", s != NULL ? s : "");
+	if ((buf = strdup(s)) == NULL || (n = X509_NAME_new()) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "subject");
+		goto out;
+	}
+	p = buf + 1;
+	while (*p != '\0') {
+		/* One "type=value" up to an unescaped '/'. */
+		field = p;
+		val = NULL;
+		for (w = p; *p != '\0' && *p != '/'; p++) {
+			if (*p == '\\' && (p[1] == '/' || p[1] == '\\'))
+				p++;
+			else if (*p == '=' && val == NULL) {
+				*w++ = '\0';
+				val = w;
+				continue;
+			}
+			*w++ = *p;
+		}
+		if (*p == '/')
+			p++;
+		*w = '\0';
+		if (val == NULL || field[0] == '\0' || val[0] == '\0') {
+			r = kr_errf(KR_ERR_FORMAT, "subject '%s': empty or "
+			    "malformed attribute '%s'", s, field);
+			goto out;
+		}
+		if (OBJ_txt2nid(field) == NID_undef ||
+		    !X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
+		    (const unsigned char *)val, -1, -1, 0)) {
+			ERR_clear_error();
+			r = kr_errf(KR_ERR_FORMAT, "subject '%s': bad attribute "
+			    "%s=%s", s, field, val);
+			goto out;
+		}
+	}
+	if (X509_NAME_entry_count(n) == 0) {
+		r = kr_errf(KR_ERR_FORMAT, "subject '%s' is empty", s);
+		goto out;
+	}
+	*out = n;
+	n = NULL;
+	r = 0;
+ out:
+	X509_NAME_free(n);
+	free(buf);
+	return r;
+}
+
+int
+kr_ca_random_serial(struct kr_token *tok, kr_serial_used_fn used, void *arg,
+    uint8_t out[KR_SERIAL_LEN])
+{
+	int i, r;
+
+	for (i = 0; i < SERIAL_TRIES; i++) {
+		if ((r = kr_token_random(tok, out, KR_SERIAL_LEN)) != 0)
+			return r;
+		out[0] &= 0x7f;		/* positive */
+		if (out[0] == 0)
+			continue;	/* keep 16 content octets */
+		if (used == NULL)
+			return 0;
+		if ((r = used(arg, out, KR_SERIAL_LEN)) < 0)
+			return r;
+		if (r == 0)
+			return 0;
+	}
+	return kr_errf(KR_ERR_EXISTS, "no unused serial after %d draws",
+	    SERIAL_TRIES);
+}
+
+int
+kr_issuer_check(const struct kr_issuer *iss)
+{
+	return kr_hsm_check_pubkey(iss->key, X509_get0_pubkey(iss->cert));
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *e;
+	int ok;
+
+	if ((e = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
+		return kr_err_ssl("extension %s = %s", OBJ_nid2sn(nid), value);
+	ok = X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	if (!ok)
+		return kr_err_ssl("adding %s", OBJ_nid2sn(nid));
+	return 0;
+}
+
+static int
+add_san_hw(X509 *x, const char *hw_type, const struct kr_hwname *hw)
+{
+	GENERAL_NAMES *gens = NULL;
+	GENERAL_NAME *g = NULL;
+	int r;
+
+	if ((r = kr_hwname_general_name(hw_type, hw->serial, hw->len, &g)) != 0)
+		return r;
+	if ((gens = sk_GENERAL_NAME_new_null()) == NULL ||
+	    !sk_GENERAL_NAME_push(gens, g)) {
+		GENERAL_NAME_free(g);
+		r = kr_err_ssl("SAN");
+		goto out;
+	}
+	if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_DEFAULT)) {
+		r = kr_err_ssl("adding SAN");
+		goto out;
+	}
+	r = 0;
+ out:
+	GENERAL_NAMES_free(gens);
+	return r;
+}
+
+static int
+set_serial(X509 *x, const uint8_t serial[KR_SERIAL_LEN])
+{
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *ai = NULL;
+	int r = 0;
+
+	if ((bn = BN_bin2bn(serial, KR_SERIAL_LEN, NULL)) == NULL ||
+	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    !X509_set_serialNumber(x, ai))
+		r = kr_err_ssl("serial");
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	return r;
+}
+
+static int
+set_validity(X509 *x, const struct kr_profile *prof, time_t now)
+{
+	ASN1_TIME *nb = NULL, *na = NULL;
+	int r = 0;
+
+	/* ASN1_TIME_adj picks UTCTime before 2050, as RFC 5280 requires. */
+	if ((nb = ASN1_TIME_adj(NULL, now, 0, 0)) == NULL) {
+		r = kr_err_ssl("notBefore");
+		goto out;
+	}
+	if (prof->validity_days == KR_VALIDITY_NO_EXPIRY) {
+		if ((na = ASN1_GENERALIZEDTIME_new()) == NULL ||
+		    !ASN1_GENERALIZEDTIME_set_string(na, NO_EXPIRY)) {
+			r = kr_err_ssl("notAfter");
+			goto out;
+		}
+	} else if ((na = ASN1_TIME_adj(NULL, now, prof->validity_days,
+	    0)) == NULL) {
+		r = kr_err_ssl("notAfter");
+		goto out;
+	}
+	if (!X509_set1_notBefore(x, nb) || !X509_set1_notAfter(x, na))
+		r = kr_err_ssl("validity");
+ out:
+	ASN1_TIME_free(nb);
+	ASN1_TIME_free(na);
+	return r;
+}
+
+/*
+ * The unsigned certificate for prof: subject, pubkey, issuer (NULL: self),
+ * serial, validity, extensions.
+ */
+static int
+build(const struct kr_profile *prof, const X509_NAME *subject, EVP_PKEY *pub,
+    const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
+    const struct kr_hwname *hw, time_t now, X509 **out)
+{
+	X509V3_CTX ctx;
+	X509 *x = NULL;
+	char buf[KR_URL_MAX + 32];
+	int r;
+
+	*out = NULL;
+	if ((x = X509_new()) == NULL || !X509_set_version(x, 2) ||
+	    !X509_set_subject_name(x, (X509_NAME *)(uintptr_t)subject) ||
+	    !X509_set_issuer_name(x, issuer != NULL ?
+	    X509_get_subject_name(issuer) : (X509_NAME *)(uintptr_t)subject) ||
+	    !X509_set_pubkey(x, pub)) {
+		r = kr_err_ssl("building certificate");
+		goto out;
+	}
+	if ((r = set_serial(x, serial)) != 0 ||
+	    (r = set_validity(x, prof, now)) != 0)
+		goto out;
+	X509V3_set_ctx(&ctx, issuer != NULL ? (X509 *)(uintptr_t)issuer : x,
+	    x, NULL, NULL, 0);
+	switch (prof->kind) {
+	case KR_CERT_ROOT:
+		if ((r = add_ext(x, &ctx, NID_basic_constraints,
+		    "critical,CA:TRUE")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_key_usage,
+		    "critical,keyCertSign,cRLSign")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_subject_key_identifier,
+		    "hash")) != 0)
+			goto out;
+		break;
+	case KR_CERT_INTERMEDIATE:
+		if ((r = add_ext(x, &ctx, NID_basic_constraints,
+		    "critical,CA:TRUE,pathlen:0")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_key_usage,
+		    "critical,keyCertSign,cRLSign")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_subject_key_identifier,
+		    "hash")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_authority_key_identifier,
+		    "keyid:always")) != 0)
+			goto out;
+		break;
+	case KR_CERT_DEVICE:
+		if ((r = add_ext(x, &ctx, NID_basic_constraints,
+		    "critical,CA:FALSE")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_key_usage, prof->key_agreement ?
+		    "critical,digitalSignature,keyAgreement" :
+		    "critical,digitalSignature")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_ext_key_usage, prof->server_auth ?
+		    "clientAuth,serverAuth" : "clientAuth")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_subject_key_identifier,
+		    "hash")) != 0 ||
+		    (r = add_ext(x, &ctx, NID_authority_key_identifier,
+		    "keyid:always")) != 0)
+			goto out;
+		if (prof->hw_module_name) {
+			if (hw == NULL || hw->len == 0) {
+				r = kr_errf(KR_ERR_INVALID_ARGUMENT, "profile "
+				    "device wants a HardwareModuleName: give "
+				    "the chip serial");
+				goto out;
+			}
+			if ((r = add_san_hw(x, prof->hw_type, hw)) != 0)
+				goto out;
+		}
+		break;
+	default:
+		r = kr_errf(KR_ERR_INTERNAL, "profile kind %d", prof->kind);
+		goto out;
+	}
+	if (prof->kind != KR_CERT_ROOT && prof->crl_url[0] != '\0') {
+		if ((r = kr_snprintf(buf, sizeof(buf), "URI:%s",
+		    prof->crl_url)) != 0 ||
+		    (r = add_ext(x, &ctx, NID_crl_distribution_points,
+		    buf)) != 0)
+			goto out;
+	}
+	if (prof->kind != KR_CERT_ROOT && prof->aia_url[0] != '\0') {
+		if ((r = kr_snprintf(buf, sizeof(buf), "caIssuers;URI:%s",
+		    prof->aia_url)) != 0 ||
+		    (r = add_ext(x, &ctx, NID_info_access, buf)) != 0)
+			goto out;
+	}
+	*out = x;
+	x = NULL;
+	r = 0;
+ out:
+	X509_free(x);
+	return r;
+}
+
+/* i2d_re_X509_tbs into a malloc'd buffer. */
+static int
+tbs_der(X509 *x, uint8_t **out, size_t *len)
+{
+	unsigned char *p = NULL;
+	int n;
+
+	if ((n = i2d_re_X509_tbs(x, &p)) <= 0)
+		return kr_err_ssl("encoding TBS");
+	*out = p;
+	*len = (size_t)n;
+	return 0;
+}
+
+/*
+ * Sign x with the throwaway key of the issuer's key type, lint it, keep
+ * the TBS DER. `issuer` NULL for a root (self-signed).
+ */
+static int
+prepare(X509 *x, const struct kr_profile *prof, const X509 *issuer,
+    enum kr_key_type issuer_type, struct kr_prepared *p)
+{
+	EVP_PKEY *lk;
+	int r;
+
+	if ((r = kr_ca_lint_key(issuer_type, &lk)) != 0)
+		return r;
+	if (X509_sign(x, lk, kr_ca_md(issuer_type)) <= 0)
+		return kr_err_ssl("lint signing");
+	if ((r = kr_lint_cert(x, prof, issuer)) != 0)
+		return r;
+	p->x = x;
+	p->profile = prof;
+	return tbs_der(x, &p->tbs, &p->tbslen);
+}
+
+int
+kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
+{
+	enum kr_key_type t = kr_key_type(key);
+	uint8_t sig[KR_HSM_SIG_MAX], *der = NULL;
+	unsigned char *tbs = NULL;
+	const unsigned char *q;
+	size_t siglen = sizeof(sig), derlen = 0;
+	X509 *nx = NULL;
+	X509_CRL *ncrl = NULL;
+	int n, r;
+
+	if (t != KR_KEY_ED25519)
+		return kr_hsm_x509_sign(key, xp != NULL ? *xp : NULL,
+		    crlp != NULL ? *crlp : NULL, kr_ca_md(t));
+	/* Ed25519: libp11 cannot; C_Sign the TBS and assemble. */
+	n = xp != NULL ? i2d_re_X509_tbs(*xp, &tbs) :
+	    i2d_re_X509_CRL_tbs(*crlp, &tbs);
+	if (n <= 0)
+		return kr_err_ssl("encoding TBS");
+	if ((r = kr_hsm_sign_raw(key, tbs, (size_t)n, sig, &siglen)) != 0 ||
+	    (r = kr_asn1_signed(tbs, (size_t)n, NID_ED25519, sig, siglen,
+	    &der, &derlen)) != 0)
+		goto out;
+	q = der;
+	if (xp != NULL) {
+		if ((nx = d2i_X509(NULL, &q, (long)derlen)) == NULL ||
+		    q != der + derlen) {
+			r = kr_err_ssl("parsing the signed certificate");
+			goto out;
+		}
+		X509_free(*xp);
+		*xp = nx;
+		nx = NULL;
+	} else {
+		if ((ncrl = d2i_X509_CRL(NULL, &q, (long)derlen)) == NULL ||
+		    q != der + derlen) {
+			r = kr_err_ssl("parsing the signed CRL");
+			goto out;
+		}
+		X509_CRL_free(*crlp);
+		*crlp = ncrl;
+		ncrl = NULL;
+	}
+	r = 0;
+ out:
+	X509_free(nx);
+	X509_CRL_free(ncrl);
+	OPENSSL_free(tbs);
+	OPENSSL_free(der);
+	return r;
+}
+
+/*
+ * HSM-sign p->x, verify with issuer_pub, require TBS == linted TBS, lint
+ * the final certificate again.
+ */
+static int
+finish(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
+    const X509 *issuer, X509 **out)
+{
+	uint8_t *tbs = NULL;
+	size_t tbslen = 0;
+	int r;
+
+	*out = NULL;
+	if (p->signed_once)
+		return kr_errf(KR_ERR_STATE, "prepared certificate already "
+		    "signed");
+	p->signed_once = 1;
+	if ((r = kr_ca_hsm_sign(key, &p->x, NULL)) != 0)
+		return r;
+	if (X509_verify(p->x, issuer_pub) != 1) {
+		ERR_clear_error();
+		return kr_errf(KR_ERR_SIGNATURE, "token %s: key '%s': HSM "
+		    "signature does not verify with the issuer key",
+		    kr_token_label(kr_key_token(key)), kr_key_label(key));
+	}
+	if ((r = tbs_der(p->x, &tbs, &tbslen)) != 0)
+		return r;
+	if (tbslen != p->tbslen || memcmp(tbs, p->tbs, tbslen) != 0) {
+		OPENSSL_free(tbs);
+		return kr_errf(KR_ERR_LINT, "signed TBS differs from the "
+		    "linted TBS");
+	}
+	OPENSSL_free(tbs);
+	if ((r = kr_lint_cert(p->x, p->profile, issuer)) != 0)
+		return kr_errctx(r, "after signing");
+	if (!X509_up_ref(p->x))
+		return kr_err_ssl("X509_up_ref");
+	*out = p->x;
+	return 0;
+}
+
+void
+kr_prepared_free(struct kr_prepared *p)
+{
+	if (p == NULL)
+		return;
+	X509_free(p->x);
+	OPENSSL_free(p->tbs);
+	free(p);
+}
+
+const uint8_t *
+kr_prepared_tbs(const struct kr_prepared *p, size_t *len)
+{
+	*len = p->tbslen;
+	return p->tbs;
+}
+
+void
+kr_prepared_tbs_sha256(const struct kr_prepared *p, uint8_t out[32])
+{
+	kr_sha256(p->tbs, p->tbslen, out);
+}
+
+const uint8_t *
+kr_prepared_serial(const struct kr_prepared *p)
+{
+	return p->serial;
+}
+
+int
+kr_ca_make_root(const struct kr_profile *prof, struct kr_key *key,
+    const uint8_t serial[KR_SERIAL_LEN], time_t now, X509 **out)
+{
+	struct kr_prepared p;
+	X509_NAME *subj = NULL;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	memset(&p, 0, sizeof(p));
+	if (prof->kind != KR_CERT_ROOT)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "not a root profile");
+	if (kr_key_type(key) != prof->algorithm)
+		return kr_errf(KR_ERR_POLICY, "key '%s' is %s, profile root "
+		    "wants %s", kr_key_label(key),
+		    kr_key_type_name(kr_key_type(key)),
+		    kr_key_type_name(prof->algorithm));
+	if ((r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
+	    (r = build(prof, subj, kr_hsm_pubkey(key), NULL, serial, NULL, now,
+	    &x)) != 0)
+		goto out;
+	memcpy(p.serial, serial, KR_SERIAL_LEN);
+	if ((r = prepare(x, prof, NULL, kr_key_type(key), &p)) != 0)
+		goto out;
+	x = NULL;	/* owned by p */
+	r = finish(&p, key, kr_hsm_pubkey(key), NULL, out);
+ out:
+	X509_free(p.x);
+	OPENSSL_free(p.tbs);
+	X509_free(x);
+	X509_NAME_free(subj);
+	return r;
+}
+
+int
+kr_ca_make_intermediate(const struct kr_profile *prof,
+    const struct kr_issuer *root, EVP_PKEY *pub,
+    const uint8_t serial[KR_SERIAL_LEN], time_t now, X509 **out)
+{
+	struct kr_prepared p;
+	X509_NAME *subj = NULL;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	memset(&p, 0, sizeof(p));
+	if (prof->kind != KR_CERT_INTERMEDIATE)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "not an intermediate "
+		    "profile");
+	if (kr_key_type_of(pub) != prof->algorithm)
+		return kr_errf(KR_ERR_POLICY, "intermediate key is %s, profile "
+		    "intermediate wants %s",
+		    kr_key_type_name(kr_key_type_of(pub)),
+		    kr_key_type_name(prof->algorithm));
+	if ((r = kr_issuer_check(root)) != 0 ||
+	    (r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
+	    (r = build(prof, subj, pub, root->cert, serial, NULL, now,
+	    &x)) != 0)
+		goto out;
+	memcpy(p.serial, serial, KR_SERIAL_LEN);
+	if ((r = prepare(x, prof, root->cert, kr_key_type(root->key),
+	    &p)) != 0)
+		goto out;
+	x = NULL;
+	r = finish(&p, root->key, X509_get0_pubkey(root->cert), root->cert,
+	    out);
+ out:
+	X509_free(p.x);
+	OPENSSL_free(p.tbs);
+	X509_free(x);
+	X509_NAME_free(subj);
+	return r;
+}
+
+int
+kr_ca_prepare_device(const struct kr_profile *prof,
+    const struct kr_issuer *iss, const struct kr_csr *csr,
+    const X509_NAME *subject, const uint8_t serial[KR_SERIAL_LEN],
+    const struct kr_hwname *hw, time_t now, struct kr_prepared **out)
+{
+	struct kr_prepared *p = NULL;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	if (prof->kind != KR_CERT_DEVICE)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "not a device profile");
+	if (subject == NULL || X509_NAME_entry_count(subject) == 0)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "device subject is "
+		    "empty");
+	if ((r = kr_csr_check_profile(csr, prof)) != 0)
+		return r;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "prepared");
+	memcpy(p->serial, serial, KR_SERIAL_LEN);
+	if ((r = build(prof, subject, kr_csr_pubkey(csr), iss->cert, serial,
+	    hw, now, &x)) != 0)
+		goto out;
+	if ((r = prepare(x, prof, iss->cert, kr_key_type(iss->key), p)) != 0)
+		goto out;
+	x = NULL;
+	*out = p;
+	p = NULL;
+ out:
+	if (r != 0)
+		r = kr_errctx(r, "%s", kr_csr_name(csr));
+	X509_free(x);
+	kr_prepared_free(p);
+	return r;
+}
+
+int
+kr_ca_sign_prepared(struct kr_prepared *p, const struct kr_issuer *iss,
+    X509 **out)
+{
+	int r;
+
+	*out = NULL;
+	if ((r = kr_issuer_check(iss)) != 0)
+		return r;
+	return finish(p, iss->key, X509_get0_pubkey(iss->cert), iss->cert,
+	    out);
+}
+
+int
+kr_ca_issue_device(const struct kr_profile *prof,
+    const struct kr_issuer *iss, const struct kr_csr *csr,
+    const X509_NAME *subject, const uint8_t serial[KR_SERIAL_LEN],
+    const struct kr_hwname *hw, time_t now,
+    const struct kr_issue_hook *hook, X509 **out)
+{
+	struct kr_prepared *p = NULL;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = kr_ca_prepare_device(prof, iss, csr, subject, serial, hw, now,
+	    &p)) != 0)
+		return r;
+	if (hook != NULL && hook->intent != NULL &&
+	    (r = hook->intent(hook->arg, p)) != 0)
+		goto out;
+	if ((r = kr_ca_sign_prepared(p, iss, &x)) != 0) {
+		if (hook != NULL && hook->intent != NULL &&
+		    hook->abandoned != NULL)
+			hook->abandoned(hook->arg, p, r);
+		goto out;
+	}
+	if (hook != NULL && hook->issued != NULL &&
+	    (r = hook->issued(hook->arg, p, x)) != 0)
+		goto out;
+	*out = x;
+	x = NULL;
+ out:
+	X509_free(x);
+	kr_prepared_free(p);
+	return r;
+}
+
+int
+kr_ca_cert_pem(const X509 *x, char **out, size_t *len)
+{
+	BIO *b = NULL;
+	char *data, *copy;
+	long n;
+	int r = KR_ERR_LIBCRYPTO;
+
+	*out = NULL;
+	*len = 0;
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509(b, (X509 *)(uintptr_t)x) ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0) {
+		r = kr_err_ssl("PEM");
+		goto out;
+	}
+	if ((copy = malloc((size_t)n + 1)) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "PEM");
+		goto out;
+	}
+	memcpy(copy, data, (size_t)n);
+	copy[n] = '\0';
+	*out = copy;
+	*len = (size_t)n;
+	r = 0;
+ out:
+	BIO_free(b);
+	return r;
+}
+
+int
+kr_ca_load_cert(const char *path, X509 **out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = kr_read_file(path, 65536, &buf, &len)) != 0)
+		return r;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL)
+		r = kr_err_ssl("%s: not a PEM certificate", path);
+	BIO_free(b);
+	free(buf);
+	return r;
+}
+
+int
+kr_ca_cert_sha256(const X509 *x, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n;
+
+	if ((n = i2d_X509(x, &der)) <= 0)
+		return kr_err_ssl("encoding certificate");
+	kr_sha256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return 0;
+}

@@ -1,0 +1,375 @@
+/*
+ * lint.c - our own pre- and post-issuance certificate lints: RFC 5280
+ * structure and the keyroom profiles (root, intermediate, device). Each
+ * failure names the lint: "lint ku.ca: keyCertSign missing".
+ */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+#include "lib/util.h"
+
+#define LINT(name, ...) kr_errf(KR_ERR_LINT, "lint " name ": " __VA_ARGS__)
+
+/* Extensions a keyroom certificate may carry. */
+static const int allowed_ext[] = {
+	NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
+	NID_subject_key_identifier, NID_authority_key_identifier,
+	NID_subject_alt_name, NID_crl_distribution_points, NID_info_access,
+};
+
+static int
+time_ok(const ASN1_TIME *t, const char *which, struct tm *tm)
+{
+	int year;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, tm))
+		return LINT("validity.encoding", "%s unparsable", which);
+	year = tm->tm_year + 1900;
+	/* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime after. */
+	if (year < 2050 && ASN1_STRING_type(t) != V_ASN1_UTCTIME)
+		return LINT("validity.encoding", "%s in %d must be UTCTime",
+		    which, year);
+	if (year >= 2050 && ASN1_STRING_type(t) != V_ASN1_GENERALIZEDTIME)
+		return LINT("validity.encoding", "%s in %d must be "
+		    "GeneralizedTime", which, year);
+	if (ASN1_TIME_check(t) != 1)
+		return LINT("validity.encoding", "%s malformed", which);
+	return 0;
+}
+
+static int
+lint_serial(const X509 *x)
+{
+	const ASN1_INTEGER *s = X509_get0_serialNumber(x);
+	int len;
+
+	if (s == NULL)
+		return LINT("serial.present", "no serial");
+	if (ASN1_STRING_type(s) != V_ASN1_INTEGER)
+		return LINT("serial.positive", "serial is negative");
+	len = ASN1_STRING_length(s);
+	/* Content octets of the DER INTEGER: a leading 0x00 counts. */
+	if (len < 1)
+		return LINT("serial.length", "empty serial");
+	if (len + (ASN1_STRING_get0_data(s)[0] & 0x80 ? 1 : 0) > 20)
+		return LINT("serial.length", "serial longer than 20 octets");
+	if (len == 1 && ASN1_STRING_get0_data(s)[0] == 0)
+		return LINT("serial.positive", "serial is zero");
+	return 0;
+}
+
+static int
+lint_ext_set(const X509 *x)
+{
+	const X509_EXTENSION *e;
+	int i, j, n, nid, seen[KR_ARRAY_SIZE(allowed_ext)];
+
+	memset(seen, 0, sizeof(seen));
+	n = X509_get_ext_count(x);
+	for (i = 0; i < n; i++) {
+		e = X509_get_ext(x, i);
+		nid = OBJ_obj2nid(X509_EXTENSION_get_object(
+		    (X509_EXTENSION *)(uintptr_t)e));
+		for (j = 0; j < (int)KR_ARRAY_SIZE(allowed_ext); j++)
+			if (allowed_ext[j] == nid)
+				break;
+		if (j == (int)KR_ARRAY_SIZE(allowed_ext))
+			return LINT("ext.unknown", "unexpected extension %s",
+			    nid == NID_undef ? "(unknown OID)" :
+			    OBJ_nid2sn(nid));
+		if (seen[j]++)
+			return LINT("ext.duplicate", "duplicate extension %s",
+			    OBJ_nid2sn(nid));
+	}
+	return 0;
+}
+
+static int
+ext_crit(const X509 *x, int nid)
+{
+	int i = X509_get_ext_by_NID(x, nid, -1);
+
+	if (i < 0)
+		return -1;
+	return X509_EXTENSION_get_critical(X509_get_ext(x, i));
+}
+
+static int
+lint_bc_ku(const X509 *x, const struct kr_profile *prof)
+{
+	BASIC_CONSTRAINTS *bc = NULL;
+	uint32_t ku;
+	long pathlen;
+	int ca, crit, r = 0;
+
+	if ((crit = ext_crit(x, NID_basic_constraints)) < 0)
+		return LINT("bc.present", "basicConstraints missing");
+	if (!crit)
+		return LINT("bc.critical", "basicConstraints not critical");
+	if ((bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL,
+	    NULL)) == NULL) {
+		ERR_clear_error();
+		return LINT("bc.decode", "basicConstraints malformed");
+	}
+	ca = bc->ca != 0;
+	pathlen = bc->pathlen != NULL ? ASN1_INTEGER_get(bc->pathlen) : -1;
+	BASIC_CONSTRAINTS_free(bc);
+	if (prof->kind == KR_CERT_DEVICE && ca)
+		return LINT("bc.ca", "device certificate with CA:TRUE");
+	if (prof->kind != KR_CERT_DEVICE && !ca)
+		return LINT("bc.ca", "CA certificate without CA:TRUE");
+	if (prof->kind == KR_CERT_INTERMEDIATE && pathlen != 0)
+		return LINT("bc.pathlen", "intermediate pathlen must be 0");
+	if (prof->kind == KR_CERT_DEVICE && pathlen != -1)
+		return LINT("bc.pathlen", "pathlen on a non-CA certificate");
+
+	if ((crit = ext_crit(x, NID_key_usage)) < 0)
+		return LINT("ku.present", "keyUsage missing");
+	if (!crit)
+		return LINT("ku.critical", "keyUsage not critical");
+	ku = X509_get_key_usage((X509 *)(uintptr_t)x);
+	if (ca) {
+		if (!(ku & KU_KEY_CERT_SIGN) || !(ku & KU_CRL_SIGN))
+			return LINT("ku.ca", "CA without keyCertSign+cRLSign");
+		if (ku & ~(uint32_t)(KU_KEY_CERT_SIGN | KU_CRL_SIGN |
+		    KU_DIGITAL_SIGNATURE))
+			return LINT("ku.ca", "CA key usage beyond keyCertSign, "
+			    "cRLSign, digitalSignature");
+	} else {
+		if (ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))
+			return LINT("ku.ca", "keyCertSign/cRLSign without "
+			    "CA:TRUE");
+		if (!(ku & KU_DIGITAL_SIGNATURE))
+			return LINT("ku.device", "digitalSignature missing");
+		if (!!(ku & KU_KEY_AGREEMENT) != !!prof->key_agreement)
+			return LINT("ku.device", "keyAgreement %s by profile",
+			    prof->key_agreement ? "required" : "not allowed");
+		if (ku & ~(uint32_t)(KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT))
+			return LINT("ku.device", "key usage beyond "
+			    "digitalSignature, keyAgreement");
+	}
+	return r;
+}
+
+static int
+lint_eku(const X509 *x, const struct kr_profile *prof)
+{
+	uint32_t xku;
+	int crit = ext_crit(x, NID_ext_key_usage);
+
+	if (prof->kind != KR_CERT_DEVICE) {
+		if (crit >= 0)
+			return LINT("eku.ca", "extendedKeyUsage on a CA");
+		return 0;
+	}
+	if (crit < 0)
+		return LINT("eku.present", "extendedKeyUsage missing");
+	if (crit)
+		return LINT("eku.critical", "extendedKeyUsage critical");
+	xku = X509_get_extended_key_usage((X509 *)(uintptr_t)x);
+	if (!(xku & XKU_SSL_CLIENT))
+		return LINT("eku.client", "clientAuth missing");
+	if (!!(xku & XKU_SSL_SERVER) != !!prof->server_auth)
+		return LINT("eku.server", "serverAuth %s by profile",
+		    prof->server_auth ? "required" : "not allowed");
+	if (xku & ~(uint32_t)(XKU_SSL_CLIENT | XKU_SSL_SERVER))
+		return LINT("eku.extra", "unexpected extended key usage");
+	return 0;
+}
+
+static int
+lint_keyids(const X509 *x, const struct kr_profile *prof, const X509 *issuer)
+{
+	const ASN1_OCTET_STRING *ski, *aki, *iski;
+	int crit;
+
+	if ((crit = ext_crit(x, NID_subject_key_identifier)) < 0)
+		return LINT("ski.present", "subjectKeyIdentifier missing");
+	if (crit)
+		return LINT("ski.critical", "subjectKeyIdentifier critical");
+	if ((ski = kr_ca_ski(x)) == NULL || ASN1_STRING_length(ski) == 0)
+		return LINT("ski.decode", "subjectKeyIdentifier malformed");
+	crit = ext_crit(x, NID_authority_key_identifier);
+	if (crit > 0)
+		return LINT("aki.critical", "authorityKeyIdentifier critical");
+	if (prof->kind == KR_CERT_ROOT) {
+		aki = X509_get0_authority_key_id((X509 *)(uintptr_t)x);
+		if (crit >= 0 && (aki == NULL ||
+		    ASN1_OCTET_STRING_cmp(aki, ski) != 0))
+			return LINT("aki.root", "root AKI differs from its SKI");
+		return 0;
+	}
+	if (crit < 0)
+		return LINT("aki.present", "authorityKeyIdentifier missing");
+	aki = X509_get0_authority_key_id((X509 *)(uintptr_t)x);
+	iski = kr_ca_ski(issuer);
+	if (aki == NULL || iski == NULL || ASN1_OCTET_STRING_cmp(aki, iski) != 0)
+		return LINT("aki.match", "authorityKeyIdentifier differs from "
+		    "the issuer's subjectKeyIdentifier");
+	return 0;
+}
+
+static int
+lint_san(const X509 *x, const struct kr_profile *prof)
+{
+	GENERAL_NAMES *gens = NULL;
+	KR_HWMODNAME *h = NULL;
+	ASN1_OBJECT *want = NULL;
+	int i, crit, found = 0, r = 0, k;
+
+	crit = ext_crit(x, NID_subject_alt_name);
+	if (prof->kind != KR_CERT_DEVICE || !prof->hw_module_name) {
+		if (crit >= 0)
+			return LINT("san.unexpected", "subjectAltName not in "
+			    "profile");
+		return 0;
+	}
+	if (crit < 0)
+		return LINT("san.present", "subjectAltName with "
+		    "HardwareModuleName missing");
+	if (crit)
+		return LINT("san.critical", "subjectAltName critical with a "
+		    "non-empty subject");
+	if ((gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
+	    NULL)) == NULL) {
+		ERR_clear_error();
+		return LINT("san.decode", "subjectAltName malformed");
+	}
+	if ((want = OBJ_txt2obj(prof->hw_type, 1)) == NULL) {
+		ERR_clear_error();
+		r = LINT("san.hwtype", "profile hw_type '%s' not an OID",
+		    prof->hw_type);
+		goto out;
+	}
+	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		k = kr_hwname_decode(sk_GENERAL_NAME_value(gens, i), &h);
+		if (k < 0) {
+			r = LINT("san.hwname", "%s", kr_err_detail());
+			goto out;
+		}
+		if (k == 0)
+			continue;
+		if (OBJ_cmp(h->hw_type, want) != 0) {
+			r = LINT("san.hwtype", "hwType differs from profile");
+			goto out;
+		}
+		if (ASN1_STRING_length(h->hw_serial) < 1 ||
+		    ASN1_STRING_length(h->hw_serial) > KR_HWSERIAL_MAX) {
+			r = LINT("san.hwserial", "hwSerialNum length %d",
+			    ASN1_STRING_length(h->hw_serial));
+			goto out;
+		}
+		KR_HWMODNAME_free(h);
+		h = NULL;
+		found++;
+	}
+	if (found != 1)
+		r = LINT("san.hwname", "%d HardwareModuleName entries, want 1",
+		    found);
+ out:
+	KR_HWMODNAME_free(h);
+	ASN1_OBJECT_free(want);
+	GENERAL_NAMES_free(gens);
+	return r;
+}
+
+/* CDP / AIA present exactly when the profile names a URL. */
+static int
+lint_urls(const X509 *x, const struct kr_profile *prof)
+{
+	int want_cdp = prof->kind != KR_CERT_ROOT && prof->crl_url[0] != '\0';
+	int want_aia = prof->kind != KR_CERT_ROOT && prof->aia_url[0] != '\0';
+	int cdp = ext_crit(x, NID_crl_distribution_points);
+	int aia = ext_crit(x, NID_info_access);
+
+	if ((cdp >= 0) != want_cdp)
+		return LINT("cdp.profile", "CRL distribution point %s",
+		    want_cdp ? "missing" : "not in profile");
+	if ((aia >= 0) != want_aia)
+		return LINT("aia.profile", "authorityInfoAccess %s",
+		    want_aia ? "missing" : "not in profile");
+	if (cdp > 0 || aia > 0)
+		return LINT("ext.critical", "CDP/AIA must not be critical");
+	return 0;
+}
+
+static int
+expected_sig_nid(enum kr_key_type t)
+{
+	switch (t) {
+	case KR_KEY_P256:
+		return NID_ecdsa_with_SHA256;
+	case KR_KEY_P384:
+		return NID_ecdsa_with_SHA384;
+	case KR_KEY_RSA3072:
+		return NID_sha256WithRSAEncryption;
+	case KR_KEY_ED25519:
+		return NID_ED25519;
+	default:
+		return NID_undef;
+	}
+}
+
+int
+kr_lint_cert(const X509 *x, const struct kr_profile *prof,
+    const X509 *issuer)
+{
+	const X509_ALGOR *outer = NULL, *inner;
+	const ASN1_BIT_STRING *sig = NULL;
+	const X509 *iss = issuer != NULL ? issuer : x;
+	enum kr_key_type kt, it;
+	struct tm nb, na;
+	int r, diff_day = 0, diff_sec = 0;
+
+	if (X509_get_version(x) != 2)
+		return LINT("version", "not a v3 certificate");
+	if ((r = lint_serial(x)) != 0)
+		return r;
+	X509_get0_signature(&sig, &outer, x);
+	inner = X509_get0_tbs_sigalg(x);
+	if (outer == NULL || inner == NULL || X509_ALGOR_cmp(outer, inner) != 0)
+		return LINT("sigalg.match", "outer and TBS signature "
+		    "algorithms differ");
+	it = kr_key_type_of(X509_get0_pubkey(iss));
+	if (OBJ_obj2nid(inner->algorithm) != expected_sig_nid(it))
+		return LINT("sigalg.issuer", "signature algorithm %s does not "
+		    "fit the issuer's %s key",
+		    OBJ_nid2sn(OBJ_obj2nid(inner->algorithm)),
+		    kr_key_type_name(it));
+	if ((r = time_ok(X509_get0_notBefore(x), "notBefore", &nb)) != 0 ||
+	    (r = time_ok(X509_get0_notAfter(x), "notAfter", &na)) != 0)
+		return r;
+	if (!ASN1_TIME_diff(&diff_day, &diff_sec, X509_get0_notBefore(x),
+	    X509_get0_notAfter(x)) || diff_day < 0 || diff_sec < 0 ||
+	    (diff_day == 0 && diff_sec == 0))
+		return LINT("validity.order", "notAfter is not after "
+		    "notBefore");
+	if (X509_NAME_entry_count(X509_get_subject_name(x)) == 0)
+		return LINT("subject.empty", "empty subject");
+	if (X509_NAME_entry_count(X509_get_issuer_name(x)) == 0)
+		return LINT("issuer.empty", "empty issuer");
+	if (X509_NAME_cmp(X509_get_issuer_name(x),
+	    X509_get_subject_name(iss)) != 0)
+		return LINT("issuer.match", "issuer name differs from the "
+		    "issuer's subject");
+	if (X509_get0_extensions(x) == NULL)
+		return LINT("ext.present", "no extensions");
+	if ((r = lint_ext_set(x)) != 0 || (r = lint_bc_ku(x, prof)) != 0 ||
+	    (r = lint_eku(x, prof)) != 0 ||
+	    (r = lint_keyids(x, prof, iss)) != 0 ||
+	    (r = lint_san(x, prof)) != 0 || (r = lint_urls(x, prof)) != 0)
+		return r;
+	kt = kr_key_type_of(X509_get0_pubkey(x));
+	if (kt == KR_KEY_NONE || !(prof->algorithms & KR_KEY_BIT(kt)))
+		return LINT("key.profile", "subject key %s not allowed by the "
+		    "profile", kr_key_type_name(kt));
+	if (prof->kind != KR_CERT_DEVICE && kt != prof->algorithm)
+		return LINT("key.profile", "CA key %s, profile wants %s",
+		    kr_key_type_name(kt), kr_key_type_name(prof->algorithm));
+	return 0;
+}
