@@ -7,5 +7,9 @@
 int cmd_version(struct kr_cli *, int, char **);
 int cmd_init(struct kr_cli *, int, char **);
 int cmd_ca(struct kr_cli *, int, char **);
+int cmd_audit(struct kr_cli *, int, char **);
+int cmd_batch(struct kr_cli *, int, char **);
+int cmd_manifest(struct kr_cli *, int, char **);
+int cmd_policy(struct kr_cli *, int, char **);
 
 #endif
