@@ -100,6 +100,9 @@ int kr_media_read(const struct kr_media *m, size_t i, size_t cap,
  */
 const char *kr_media_name_problem(const char *name, size_t maxlen);
 
+/* Strict UTF-8 (no overlongs, surrogates, C1 controls)? 1 or 0. */
+int kr_media_utf8_ok(const char *s);
+
 /* ---- batch bundle (bundle.c) ---- */
 
 /* batch.json, strictly parsed. */

@@ -74,6 +74,12 @@ utf8_ok(const unsigned char *s)
 	return 1;
 }
 
+int
+kr_media_utf8_ok(const char *s)
+{
+	return utf8_ok((const unsigned char *)s);
+}
+
 const char *
 kr_media_name_problem(const char *name, size_t maxlen)
 {

@@ -1,0 +1,310 @@
+/*
+ * batch_emit.c - what a batch hands back on the medium (DESIGN.md 5.3):
+ * certs/<uniqueId>.pem, report.json (one record per CSR), report.txt,
+ * registration/aws-iot-bulk.jsonl (AWS IoT bulk registration, one JSON
+ * object per line), registration/azure-dps-enrollments.json (Azure DPS
+ * bulk individual enrollments), chain.pem, checkpoint. Called only after
+ * the certificates' issued entries are committed.
+ */
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "lib/util.h"
+#include "media/batch_int.h"
+
+#define NREASON (sizeof(((struct batch *)0)->reasons) / sizeof(size_t))
+
+static const char *reason_names[NREASON];
+
+static void
+count_reason(struct batch *b, const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < NREASON; i++) {
+		if (reason_names[i] == NULL) {
+			/* reasons are static strings or q->reason copies;
+			 * keep our own copy of the name */
+			reason_names[i] = strdup(reason);
+			if (reason_names[i] == NULL)
+				return;
+		}
+		if (strcmp(reason_names[i], reason) == 0) {
+			b->reasons[i]++;
+			return;
+		}
+	}
+}
+
+/* Dump a jansson value to the stream h, then `tail`. */
+static int
+dump(struct batch *b, int h, json_t *v, const char *tail)
+{
+	char *s;
+	int r;
+
+	if (v == NULL)
+		return kr_errf(KR_ERR_ALLOC, "report record");
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
+		json_decref(v);
+		return kr_errf(KR_ERR_ALLOC, "report record");
+	}
+	r = kr_out_stream_printf(b->out, h, "%s%s", s, tail);
+	free(s);
+	json_decref(v);
+	return r;
+}
+
+int
+kr_batch_emit_begin(struct batch *b)
+{
+	json_t *hdr;
+	int r;
+
+	if ((b->h_report = kr_out_stream_open(b->out, "report.json")) < 0)
+		return b->h_report;
+	if ((b->h_aws = kr_out_stream_open(b->out,
+	    "registration/aws-iot-bulk.jsonl")) < 0)
+		return b->h_aws;
+	if ((b->h_azure = kr_out_stream_open(b->out,
+	    "registration/azure-dps-enrollments.json")) < 0)
+		return b->h_azure;
+	hdr = json_pack("{s:s,s:s,s:s,s:I}", "batch_id", b->desc.id,
+	    "manufacturer", b->desc.manufacturer, "profile", b->profile_name,
+	    "expected_count", (json_int_t)b->desc.expected);
+	if ((r = kr_out_stream_printf(b->out, b->h_report, "{\"batch\":")) !=
+	    0 || (r = dump(b, b->h_report, hdr, ",\n\"records\":[\n")) != 0)
+		return r;
+	return kr_out_stream_printf(b->out, b->h_azure,
+	    "{\"mode\":\"create\",\"enrollments\":[\n");
+}
+
+static int
+rejtxt_add(struct batch *b, const struct req *q)
+{
+	char line[640];
+	size_t n;
+	char *p;
+
+	if (b->rejtxt_n >= KR_BATCH_MAX_REJTXT) {
+		b->rejtxt_n++;
+		return 0;
+	}
+	snprintf(line, sizeof(line), "  %s: %s: %s\n", q->path, q->reason,
+	    q->msg);
+	n = strlen(line);
+	if ((p = realloc(b->rejtxt, b->rejtxt_len + n + 1)) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "report.txt");
+	b->rejtxt = p;
+	memcpy(b->rejtxt + b->rejtxt_len, line, n + 1);
+	b->rejtxt_len += n;
+	b->rejtxt_n++;
+	return 0;
+}
+
+static int
+emit_cert(struct batch *b, struct req *q)
+{
+	char *pem = NULL, rel[KR_MF_UNIQUEID_MAX + 16], hex[65], *sh = NULL;
+	char cn[KR_MF_UNIQUEID_MAX + 4], lc[KR_MF_UNIQUEID_MAX + 4];
+	unsigned char *b64 = NULL;
+	uint8_t h[32];
+	size_t pemlen, i;
+	BIGNUM *bn = NULL;
+	json_t *rec;
+	int r;
+
+	if ((r = kr_ca_cert_pem(q->cert, &pem, &pemlen)) != 0 ||
+	    (r = kr_ca_cert_sha256(q->cert, h)) != 0)
+		goto out;
+	kr_hex(h, 32, hex);
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(q->cert),
+	    NULL)) == NULL || (sh = BN_bn2hex(bn)) == NULL) {
+		r = kr_err_ssl("%s: serial", q->path);
+		goto out;
+	}
+	for (i = 0; sh[i]; i++)
+		sh[i] = (char)(sh[i] >= 'A' && sh[i] <= 'F' ? sh[i] + 32 :
+		    sh[i]);
+	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0 ||
+	    (r = kr_out_write(b->out, rel, pem, pemlen)) != 0)
+		goto out;
+	rec = json_pack("{s:s,s:s,s:s,s:n,s:s,s:s,s:b,s:b}", "file", q->path,
+	    "uniqueId", q->dev.unique_id, "decision", "accept", "reason",
+	    "serial", sh, "cert_sha256", hex, "renewal", q->renewal,
+	    "reused", q->state == REQ_REUSED);
+	if ((r = dump(b, b->h_report, rec, "")) != 0)
+		goto out;
+	/* AWS IoT bulk registration: template parameters, one per line. */
+	for (i = 0; q->dev.unique_id[i]; i++) {
+		char c = q->dev.unique_id[i];
+
+		cn[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
+		lc[i] = c;
+	}
+	cn[i] = lc[i] = 0;
+	rec = json_pack("{s:s++,s:s,s:s}", "ThingName", "sn", cn, "",
+	    "SerialNumber", q->dev.unique_id, "CertificatePem", pem);
+	if ((r = dump(b, b->h_aws, rec, "\n")) != 0)
+		goto out;
+	/* Azure DPS individual enrollment (X.509, primary certificate). */
+	if ((b64 = malloc(q->der_len * 4 / 3 + 8)) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "certificate");
+		goto out;
+	}
+	if (q->der == NULL && (r = kr_batch_cert_der(q)) != 0)
+		goto out;
+	EVP_EncodeBlock(b64, q->der, (int)q->der_len);
+	rec = json_pack("{s:s++,s:{s:s,s:{s:{s:{s:s}}}},s:s}",
+	    "registrationId", "sn", lc, "", "attestation", "type", "x509",
+	    "x509", "clientCertificates", "primary", "certificate",
+	    (char *)b64, "provisioningStatus", "enabled");
+	if ((r = kr_out_stream_printf(b->out, b->h_azure, "%s",
+	    b->nazure++ ? ",\n" : "")) != 0 ||
+	    (r = dump(b, b->h_azure, rec, "")) != 0)
+		goto out;
+	if (q->state == REQ_REUSED)
+		b->res->reused++;
+	else
+		b->res->issued++;
+	r = 0;
+ out:
+	free(pem);
+	free(b64);
+	OPENSSL_free(sh);
+	BN_free(bn);
+	return r;
+}
+
+int
+kr_batch_emit(struct batch *b, struct req *q)
+{
+	json_t *rec;
+	int r;
+
+	if (q->state != REQ_REJECTED && q->state != REQ_ACCEPTED &&
+	    q->state != REQ_REUSED)
+		return kr_errf(KR_ERR_INTERNAL, "%s: undecided", q->path);
+	if ((r = kr_out_stream_printf(b->out, b->h_report, "%s",
+	    b->nrecords++ ? ",\n" : "")) != 0)
+		return r;
+	if (q->state != REQ_REJECTED)
+		return emit_cert(b, q);
+	kr_batch_sanitize(q->msg);
+	rec = json_pack("{s:s,s:s?,s:s,s:s,s:s}", "file", q->path, "uniqueId",
+	    q->have_dev ? q->dev.unique_id : NULL, "decision", "reject",
+	    "reason", q->reason, "message", q->msg);
+	if ((r = dump(b, b->h_report, rec, "")) != 0)
+		return r;
+	count_reason(b, q->reason);
+	b->res->rejected++;
+	return rejtxt_add(b, q);
+}
+
+int
+kr_batch_emit_end(struct batch *b)
+{
+	struct kr_batch_result *res = b->res;
+	json_t *sum, *byr;
+	uint8_t *chain = NULL;
+	size_t chainlen, i;
+	char *txt = NULL;
+	size_t cap = 4096 + b->rejtxt_len + NREASON * 80, len = 0;
+	int r, n;
+
+	if ((byr = json_object()) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "summary");
+	for (i = 0; i < NREASON && reason_names[i] != NULL; i++)
+		if (b->reasons[i] > 0)
+			json_object_set_new(byr, reason_names[i],
+			    json_integer((json_int_t)b->reasons[i]));
+	sum = json_pack("{s:I,s:I,s:I,s:I,s:o,s:s}", "requests",
+	    (json_int_t)res->requests, "signed",
+	    (json_int_t)(res->issued + res->reused), "reused",
+	    (json_int_t)res->reused, "rejected", (json_int_t)res->rejected,
+	    "rejected_by_reason", byr, "checkpoint",
+	    b->note != NULL ? b->note : "");
+	if ((r = kr_out_stream_printf(b->out, b->h_report,
+	    "\n],\n\"summary\":")) != 0 ||
+	    (r = dump(b, b->h_report, sum, "}\n")) != 0 ||
+	    (r = kr_out_stream_close(b->out, b->h_report)) != 0 ||
+	    (r = kr_out_stream_printf(b->out, b->h_azure, "\n]}\n")) != 0 ||
+	    (r = kr_out_stream_close(b->out, b->h_azure)) != 0 ||
+	    (r = kr_out_stream_close(b->out, b->h_aws)) != 0)
+		return r;
+	b->h_report = b->h_aws = b->h_azure = -1;
+	/* report.txt: the human summary */
+	if ((txt = malloc(cap)) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "report.txt");
+#define ADD(...) do { n = snprintf(txt + len, cap - len, __VA_ARGS__); \
+	if (n < 0 || (size_t)n >= cap - len) { r = kr_errf(KR_ERR_TOO_LARGE, \
+	"report.txt"); goto out; } len += (size_t)n; } while (0)
+	ADD("keyroom batch report\n\n");
+	ADD("batch:          %s\n", b->desc.id);
+	ADD("manufacturer:   %s\n", b->desc.manufacturer);
+	ADD("profile:        %s\n", b->profile_name);
+	ADD("requests:       %zu CSR files (batch.json expected %lld)%s\n",
+	    res->requests, b->desc.expected, (long long)res->requests !=
+	    b->desc.expected ? "  << COUNT DIFFERS" : "");
+	ADD("signed:         %zu", res->issued + res->reused);
+	if (res->reused > 0)
+		ADD(" (%zu from an interrupted run of this batch)",
+		    res->reused);
+	ADD("\nrejected:       %zu\n", res->rejected);
+	ADD("manifests:      %zu imported, %zu new devices, %zu entries "
+	    "refused\n", res->manifests, res->devices_added, b->mf_refused);
+	if (res->rejected > 0) {
+		ADD("\nrejections by reason:\n");
+		for (i = 0; i < NREASON && reason_names[i] != NULL; i++)
+			if (b->reasons[i] > 0)
+				ADD("  %-28s %zu\n", reason_names[i],
+				    b->reasons[i]);
+		ADD("\nrejected requests:\n");
+		if (b->rejtxt != NULL)
+			ADD("%s", b->rejtxt);
+		if (b->rejtxt_n > KR_BATCH_MAX_REJTXT)
+			ADD("  ... and %zu more (see report.json)\n",
+			    b->rejtxt_n - KR_BATCH_MAX_REJTXT);
+	}
+	ADD("\naudit checkpoint after this batch (compare with the paper "
+	    "record):\n%s", b->note != NULL ? b->note : "(none)\n");
+#undef ADD
+	if ((r = kr_out_write(b->out, "report.txt", txt, len)) != 0)
+		goto out;
+	if ((r = kr_read_file(b->paths.chain_pem, 1024 * 1024, &chain,
+	    &chainlen)) != 0) {
+		r = kr_errctx(r, "chain");
+		goto out;
+	}
+	if ((r = kr_out_write(b->out, "chain.pem", chain, chainlen)) != 0)
+		goto out;
+	if (b->note != NULL && (r = kr_out_write(b->out, "checkpoint",
+	    b->note, strlen(b->note))) != 0)
+		goto out;
+	r = 0;
+ out:
+	free(txt);
+	free(chain);
+	return r;
+}
+
+void
+kr_batch_result_from_record(struct batch *b)
+{
+	json_t *r = b->prevrec;
+
+	/* The batch finished in an earlier run that was killed after its
+	 * output appeared: report that run's figures. */
+	b->res->issued = (size_t)json_integer_value(json_object_get(r,
+	    "issued"));
+	b->res->reused = (size_t)json_integer_value(json_object_get(r,
+	    "reused"));
+	b->res->rejected = (size_t)json_integer_value(json_object_get(r,
+	    "rejected"));
+	b->res->requests = b->ncsr;
+}

@@ -1,0 +1,139 @@
+/*
+ * batch_int.h - internals shared by batch.c (flow), batch_req.c (facts
+ * and decision for one request) and batch_emit.c (report, registration,
+ * certificates into the output). Not a public API.
+ */
+#ifndef KR_MEDIA_BATCH_INT_H
+#define KR_MEDIA_BATCH_INT_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "audit/signer_hsm.h"
+#include "ca/ca.h"
+#include "ca/config.h"
+#include "media/batch.h"
+#include "media/manifest.h"
+#include "policy/policy.h"
+
+#define KR_BATCH_MAX_REJTXT 1000	/* rejected lines kept for report.txt */
+
+/* Device ids seen in this run (open addressing). */
+struct kr_batch_idset {
+	char (*slot)[KR_MF_UNIQUEID_MAX + 1];
+	size_t cap, n;
+};
+/* 1 if id was added, 0 if it was there, <0 on allocation failure. */
+int kr_batch_idset_add(struct kr_batch_idset *s, const char *id) KR_WUR;
+int kr_batch_idset_has(const struct kr_batch_idset *s, const char *id);
+void kr_batch_idset_free(struct kr_batch_idset *s);
+
+struct worker {
+	struct kr_token *tok;
+	struct kr_key *key;
+	struct kr_issuer iss;
+};
+
+enum req_state {
+	REQ_NEW = 0,
+	REQ_ACCEPTED,		/* to be issued */
+	REQ_REUSED,		/* issued by an interrupted run of this batch */
+	REQ_REJECTED,
+};
+
+struct req {
+	size_t file;			/* staged index */
+	const char *path;		/* borrowed from the staging index */
+	struct kr_csr *csr;
+	int perr;			/* parse error (KR_ERR_*) */
+	char cn[128];
+	int has_cn;
+	uint8_t *spki;			/* i2d_PUBKEY of the CSR key */
+	size_t spki_len;
+	uint8_t *raw;			/* CSR bytes (renewals only) */
+	size_t raw_len;
+	uint8_t *sig;			/* detached renewal signature */
+	size_t sig_len;
+	int renewal;
+	struct kr_device dev;
+	int have_dev;
+	uint64_t prev_issued;		/* renewal: issued entry superseded */
+	int have_prev;
+	enum req_state state;
+	char reason[48];		/* decision name when rejected */
+	char msg[320];			/* human message */
+	int err;			/* prepare / sign error */
+	struct kr_prepared *prep;
+	uint64_t intent;
+	X509 *cert;
+	uint8_t *der;
+	size_t der_len;
+};
+
+struct batch {
+	const struct kr_batch_opts *o;
+	struct kr_batch_result *res;
+	time_t now;
+	struct kr_config cfg;
+	struct kr_state_paths paths;
+	char module[PATH_MAX];
+	struct kr_policy *pol;
+	struct kr_media *m;
+	struct kr_batch_desc desc;
+	const char *profile_name;
+	size_t ncsr;
+	struct kr_log *log;
+	struct kr_note_signer signer;
+	struct kr_hsm_signer *hsigner;
+	MDB_dbi dbi_reg, dbi_batches, dbi_quota;
+	struct kr_hsm *hsm;
+	char *pin;
+	size_t pinlen;
+	struct worker w[KR_BATCH_SESSIONS_MAX];
+	unsigned nw;
+	X509 *icert;
+	char issuer_id[65];
+	int resume;
+	int finished_before;
+	uint64_t quota_used;		/* charged (LMDB) */
+	uint64_t quota_pending;		/* accepted in this chunk */
+	size_t mf_refused;		/* manifest entries refused */
+	struct kr_batch_idset seen;
+	struct kr_out *out;
+	int h_report, h_aws, h_azure;
+	size_t nrecords, nazure;
+	size_t reasons[KR_DEC_NREASONS + 4];
+	char *rejtxt;			/* first rejected lines, report.txt */
+	size_t rejtxt_len, rejtxt_n;
+	char *note;			/* latest signed checkpoint */
+	json_t *prevrec;		/* batch record of an earlier run */
+};
+
+/* batch_req.c */
+void kr_batch_req_parse(struct batch *b, struct req *q);
+int kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
+    KR_WUR;
+void kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q);
+void kr_batch_req_clear(struct req *q);
+int kr_batch_cert_der(struct req *q) KR_WUR;
+int kr_batch_supersede(struct batch *b, struct kr_ltx *ltx, struct req *q)
+    KR_WUR;
+/* Certificate DER of a logged cert-issued entry (malloc'd). */
+int kr_batch_logged_cert(struct batch *b, MDB_txn *txn, uint64_t idx,
+    uint8_t **der, size_t *len) KR_WUR;
+
+/* batch_emit.c */
+int kr_batch_emit_begin(struct batch *b) KR_WUR;
+int kr_batch_emit(struct batch *b, struct req *q) KR_WUR;
+int kr_batch_emit_end(struct batch *b) KR_WUR;
+void kr_batch_result_from_record(struct batch *b);
+
+/* batch.c */
+void kr_batch_sanitize(char *s);
+
+#endif
