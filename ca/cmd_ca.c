@@ -202,13 +202,15 @@ ca_root(struct kr_cli *cli, int argc, char **argv)
 
 static const char int_usage[] =
     "usage: keyroom ca intermediate [--pin SPEC] [--root-pin SPEC] "
-    "[--label L]\n\n"
+    "[--label L]\n"
+    "                              [--algorithm ALG]\n\n"
     "Generate the issuing key in the issuing token and write the\n"
     "intermediate certificate signed by the root key to\n"
     "<state>/certs/intermediate.pem, and chain.pem (intermediate + root).\n"
     "  --pin SPEC       issuing token PIN (file:, fd:, env:; prompt)\n"
     "  --root-pin SPEC  root token PIN (default: the same PIN)\n"
     "  --label L        key label (default: keys.issuing)\n"
+    "  --algorithm ALG  p256, p384, rsa3072 or ed25519 (default: profile)\n"
     "Exit: 0 ok, 1 error (nothing written), 2 usage.\n";
 
 static int
@@ -218,10 +220,12 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 		{ "pin", required_argument, NULL, 'p' },
 		{ "root-pin", required_argument, NULL, 'r' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "algorithm", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *spec = NULL, *rspec = NULL, *label = NULL;
+	const char *spec = NULL, *rspec = NULL, *label = NULL, *alg = NULL;
+	struct kr_profile prof;
 	uint8_t serial[KR_SERIAL_LEN];
 	struct kr_issuer root;
 	struct ctx c;
@@ -235,6 +239,7 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 		case 'p': spec = optarg; break;
 		case 'r': rspec = optarg; break;
 		case 'l': label = optarg; break;
+		case 'a': alg = optarg; break;
 		case 'h': fputs(int_usage, stdout); return KR_EXIT_OK;
 		default: fputs(int_usage, stderr); return KR_EXIT_USAGE;
 		}
@@ -247,6 +252,15 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 		goto out;
 	if (label == NULL)
 		label = c.cfg.key_issuing;
+	prof = c.cfg.intermediate;
+	if (alg != NULL) {
+		if ((prof.algorithm = kr_key_type_parse(alg)) == KR_KEY_NONE) {
+			r = kr_errf(KR_ERR_INVALID_ARGUMENT, "--algorithm %s: "
+			    "p256, p384, rsa3072 or ed25519", alg);
+			goto out;
+		}
+		prof.algorithms = KR_KEY_BIT(prof.algorithm);
+	}
 	if ((r = refuse_existing(c.paths.intermediate_pem)) != 0 ||
 	    (r = refuse_existing(c.paths.chain_pem)) != 0)
 		goto out;
@@ -278,10 +292,10 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 	if ((r = kr_issuer_check(&root)) != 0 ||
 	    (r = open_token(&c, c.cfg.token_issuing, spec, &c.pin2,
 	    &c.pin2len, &c.tok2)) != 0 ||
-	    (r = kr_token_generate(c.tok2, c.cfg.intermediate.algorithm, label,
+	    (r = kr_token_generate(c.tok2, prof.algorithm, label,
 	    &c.key2)) != 0 ||
 	    (r = kr_ca_random_serial(c.tok, NULL, NULL, serial)) != 0 ||
-	    (r = kr_ca_make_intermediate(&c.cfg.intermediate, &root,
+	    (r = kr_ca_make_intermediate(&prof, &root,
 	    kr_hsm_pubkey(c.key2), serial, time(NULL), &c.out)) != 0)
 		goto out;
 	/* INTEGRATION(audit): key generate + intermediate issued entries. */

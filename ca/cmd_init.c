@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "audit/audit.h"
 #include "ca/config.h"
 #include "ca/hsm.h"
 #include "lib/commands.h"
@@ -201,10 +202,11 @@ do_init(struct kr_cli *cli, const char *pin_spec, const char *so_spec,
 	    &key)) != 0)
 		goto out;
 	/*
-	 * INTEGRATION(audit): create the LMDB log in p.log here once
-	 * audit/audit.h provides kr_log_create(), and log "init" + "key
-	 * generate" (audit key) as the first entries.
+	 * The LMDB log (audit/). INTEGRATION(audit): append the "init" and
+	 * "key generate" (audit key) entries + first checkpoint here.
 	 */
+	if ((r = kr_log_create(p.log, cfg.audit_origin)) != 0)
+		goto out;
 	json_object_set_new(report, "state", json_string(p.dir));
 	json_object_set_new(report, "module", json_string(module));
 	json_object_set_new(report, "embedded_softhsm",

@@ -27,3 +27,22 @@ expect_fail() {
 # A fresh scratch directory removed at exit.
 scratch() { T=$(mktemp -d "${TMPDIR:-/tmp}/keyroom-test.XXXXXX"); trap 'rm -rf "$T"' EXIT; }
 done_testing() { echo "1..$_tapn"; [ $_tapfail -eq 0 ]; }
+
+# --- ca/ helpers -------------------------------------------------------
+# kr_init_state DIR [PINFILE]: a fresh state (embedded SoftHSM2) with user
+# PIN from PINFILE (created with "123456" if absent). Prints nothing.
+kr_init_state() {
+	local s="$1" pin="${2:-${1}.pin}"
+	[ -f "$pin" ] || echo 123456 >"$pin"
+	"$KEYROOM" -q --state "$s" init --pin "file:$pin" >/dev/null
+}
+# kr_ca_setup DIR [ROOTALG] [INTALG]: init + root + intermediate.
+kr_ca_setup() {
+	local s="$1"
+	kr_init_state "$s" &&
+	"$KEYROOM" -q --state "$s" ca root --pin "file:${s}.pin" ${2:+--algorithm "$2"} &&
+	"$KEYROOM" -q --state "$s" ca intermediate --pin "file:${s}.pin" ${3:+--algorithm "$3"}
+}
+# kr_softhsm_env DIR: point pkcs11-tool & co at DIR's embedded SoftHSM2.
+kr_softhsm_env() { export SOFTHSM2_CONF="$1/softhsm2.conf"; }
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
