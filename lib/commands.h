@@ -11,5 +11,7 @@ int cmd_audit(struct kr_cli *, int, char **);
 int cmd_batch(struct kr_cli *, int, char **);
 int cmd_manifest(struct kr_cli *, int, char **);
 int cmd_policy(struct kr_cli *, int, char **);
+int cmd_ceremony(struct kr_cli *, int, char **);
+int cmd_quorum(struct kr_cli *, int, char **);
 
 #endif

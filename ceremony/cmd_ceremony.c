@@ -1,0 +1,441 @@
+/*
+ * cmd_ceremony.c - `keyroom ceremony ...` and `keyroom quorum ...`.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "audit/qr.h"
+#include "ceremony/card.h"
+#include "ceremony/ceremony.h"
+#include "ceremony/qstore.h"
+#include "ceremony/words.h"
+#include "lib/commands.h"
+#include "lib/util.h"
+
+static int
+wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
+}
+
+static const char run_usage[] =
+    "usage: keyroom ceremony run SCRIPT [--expect-sha256 HEX] [--rehearse]\n"
+    "         [--shares [ROLE=]SPEC]... [--media DIR] [--cards DIR]\n"
+    "         [--init-pin SPEC] [--no-prompt]\n\n"
+    "Run a ceremony script step by step: print its SHA-256 as words, refuse\n"
+    "it if --expect-sha256 differs, show and confirm each step (--yes: no\n"
+    "confirmations), execute it, show fingerprints as words and QR codes,\n"
+    "log it, and write a transcript to the media directory.\n\n"
+    "  --expect-sha256 HEX  the reviewed script's hash; any other is refused\n"
+    "  --rehearse           run against a throwaway state and token store\n"
+    "  --shares [ROLE=]SPEC a share card: file:PATH, fd:N, env:NAME or tty;\n"
+    "                       ROLE (root, issuing) limits it to that quorum.\n"
+    "                       Missing shares are asked for on the terminal.\n"
+    "  --media DIR          transcript and exported certificates go here\n"
+    "  --cards DIR          write new share cards to DIR (0600 files)\n"
+    "                       instead of printing them\n"
+    "  --init-pin SPEC      the PIN given to keyroom init (genesis takes the\n"
+    "                       tokens over with random PINs)\n"
+    "  --no-prompt          never ask for shares on the terminal\n\n"
+    "Exit: 0 done, 1 failed (the failing step is logged; a refused share or\n"
+    "hash changes nothing), 2 usage.\n";
+
+static int
+cer_run(struct kr_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "expect-sha256", required_argument, NULL, 'e' },
+		{ "rehearse", no_argument, NULL, 'r' },
+		{ "shares", required_argument, NULL, 's' },
+		{ "media", required_argument, NULL, 'm' },
+		{ "cards", required_argument, NULL, 'c' },
+		{ "init-pin", required_argument, NULL, 'i' },
+		{ "no-prompt", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kr_ceremony_opts *o;
+	int ch, r, noprompt = 0;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "options"));
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			o->expect_sha256 = optarg;
+			break;
+		case 'r':
+			o->rehearse = 1;
+			break;
+		case 's':
+			if ((r = kr_shares_add_arg(&o->shares, optarg)) != 0) {
+				free(o);
+				return kr_cli_fail(cli, r);
+			}
+			break;
+		case 'm':
+			o->media = optarg;
+			break;
+		case 'c':
+			o->cards_dir = optarg;
+			break;
+		case 'i':
+			o->init_pin = optarg;
+			break;
+		case 'n':
+			noprompt = 1;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			free(o);
+			return KR_EXIT_OK;
+		default:
+			free(o);
+			return kr_cli_usage_error("ceremony run", run_usage);
+		}
+	}
+	if (optind + 1 != argc) {
+		free(o);
+		return kr_cli_usage_error("ceremony run", run_usage);
+	}
+	if (o->expect_sha256 != NULL && (strlen(o->expect_sha256) != 64 ||
+	    strspn(o->expect_sha256, "0123456789abcdefABCDEF") != 64)) {
+		free(o);
+		return kr_cli_fail(cli, kr_errf(KR_ERR_INVALID_ARGUMENT,
+		    "--expect-sha256 wants 64 hex digits"));
+	}
+	o->script_path = argv[optind];
+	o->shares.interactive = !noprompt && isatty(0);
+	r = kr_ceremony_run(cli, o);
+	free(o);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
+static const char check_usage[] =
+    "usage: keyroom ceremony check SCRIPT [--expect-sha256 HEX]\n\n"
+    "Parse a script strictly and print its id, SHA-256 (hex and words) and\n"
+    "steps, without touching the appliance. --json for a machine form.\n"
+    "Exit: 0 valid (and hash matches), 1 invalid or hash differs, 2 usage.\n";
+
+static int
+cer_check(struct kr_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "expect-sha256", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kr_script *s = NULL;
+	const char *want = NULL;
+	char hex[65], words[KR_WORDS_BUF(32)];
+	json_t *j, *steps;
+	size_t i;
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ch == 'e')
+			want = optarg;
+		else if (ch == 'h') {
+			fputs(check_usage, stdout);
+			return KR_EXIT_OK;
+		} else
+			return kr_cli_usage_error("ceremony check",
+			    check_usage);
+	}
+	if (optind + 1 != argc)
+		return kr_cli_usage_error("ceremony check", check_usage);
+	if ((r = kr_script_load(argv[optind], &s)) != 0)
+		return kr_cli_fail(cli, r);
+	kr_hex(s->sha256, 32, hex);
+	if ((r = kr_words(s->sha256, 32, words, sizeof(words))) != 0)
+		goto out;
+	if (want != NULL && strcasecmp(want, hex) != 0) {
+		r = kr_errf(KR_ERR_POLICY, "%s: SHA-256 %s differs from "
+		    "--expect-sha256 %s: this is not the reviewed script",
+		    argv[optind], hex, want);
+		goto out;
+	}
+	if (cli->json) {
+		steps = json_array();
+		for (i = 0; i < s->nstep; i++)
+			json_array_append_new(steps, json_string(
+			    s->step[i].def->name));
+		j = json_pack("{s:s, s:s, s:s, s:s, s:o}", "ceremony", s->id,
+		    "purpose", s->purpose, "sha256", hex, "words", words,
+		    "steps", steps);
+		if (j != NULL) {
+			char *d = json_dumps(j, JSON_INDENT(2));
+
+			if (d != NULL)
+				printf("%s\n", d);
+			free(d);
+			json_decref(j);
+		}
+	} else {
+		printf("ceremony %s: %s\nSHA-256 %s\n", s->id, s->purpose, hex);
+		if ((r = kr_words_print(stdout, "  ", s->sha256, 32)) != 0)
+			goto out;
+		for (i = 0; i < s->nstep; i++)
+			printf("  %2zu. %s\n", i + 1, s->step[i].def->name);
+	}
+	r = 0;
+ out:
+	kr_script_free(s);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
+static int
+cer_steps(struct kr_cli *cli, int argc, char **argv)
+{
+	size_t i, k;
+
+	if (wants_help(argc, argv)) {
+		printf("usage: keyroom ceremony steps\n\nList the step types a "
+		    "ceremony script may use, with their parameters.\n");
+		return KR_EXIT_OK;
+	}
+	for (i = 0; i < KR_STEP__COUNT; i++) {
+		const struct kr_step_type_def *d = &kr_step_types[i];
+
+		printf("%-20s %s\n", d->name, d->summary);
+		for (k = 0; d->keys[k] != NULL; k++)
+			printf("%-20s   %s\n", "", d->keys[k]);
+	}
+	(void)cli;
+	return KR_EXIT_OK;
+}
+
+static const char words_usage[] =
+    "usage: keyroom ceremony words (HEX | --file PATH)\n\n"
+    "Print bytes (hex) or a file's SHA-256 as PGP words to read aloud.\n";
+
+static int
+cer_words(struct kr_cli *cli, int argc, char **argv)
+{
+	uint8_t buf[64], *file = NULL, h[32];
+	size_t len, flen = 0;
+	int r;
+
+	if (wants_help(argc, argv)) {
+		fputs(words_usage, stdout);
+		return KR_EXIT_OK;
+	}
+	if (argc == 3 && strcmp(argv[1], "--file") == 0) {
+		if ((r = kr_read_file(argv[2], 64 * 1024 * 1024, &file,
+		    &flen)) != 0)
+			return kr_cli_fail(cli, r);
+		kr_sha256(file, flen, h);
+		free(file);
+		memcpy(buf, h, 32);
+		len = 32;
+	} else if (argc == 2) {
+		len = strlen(argv[1]) / 2;
+		if (len == 0 || len > sizeof(buf) || strlen(argv[1]) % 2 ||
+		    kr_unhex(argv[1], buf, len) != 0)
+			return kr_cli_fail(cli, kr_errf(KR_ERR_INVALID_ARGUMENT,
+			    "want 1..64 bytes of hex"));
+	} else
+		return kr_cli_usage_error("ceremony words", words_usage);
+	if ((r = kr_words_print(stdout, "", buf, len)) != 0)
+		return kr_cli_fail(cli, r);
+	return KR_EXIT_OK;
+}
+
+static const struct kr_cmd ceremony_cmds[] = {
+	{ "run", cer_run, "SCRIPT [options]", "run a ceremony script" },
+	{ "check", cer_check, "SCRIPT [--expect-sha256 HEX]",
+	    "check a script and print its hash as words" },
+	{ "steps", cer_steps, "", "list the step types" },
+	{ "words", cer_words, "HEX | --file PATH", "bytes as words" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+int
+cmd_ceremony(struct kr_cli *cli, int argc, char **argv)
+{
+	return kr_cli_dispatch(cli, "keyroom ceremony", ceremony_cmds,
+	    argc - 1, argv + 1);
+}
+
+/* ------------------------------------------------------------ quorum */
+
+static int
+open_log_ro(struct kr_cli *cli, struct kr_log **log)
+{
+	char path[4096];
+	int r;
+
+	if ((r = kr_snprintf(path, sizeof(path), "%s/log", cli->state)) != 0)
+		return r;
+	return kr_log_open(path, KR_LOG_RDONLY, log);
+}
+
+static void
+print_set(const struct kr_qset *s)
+{
+	char id[KR_Q_ID_HEX], succ[KR_Q_ID_HEX];
+	unsigned i;
+
+	kr_qset_id_hex(s->id, id);
+	printf("share set %s  token role %s  ", id, s->label);
+	if (s->oob)
+		printf("authenticated out of band");
+	else
+		printf("%u of %u", s->m, s->n);
+	printf("  created %s", s->created);
+	if (s->retired) {
+		kr_qset_id_hex(s->successor, succ);
+		printf("  RETIRED %s (replaced by %s)", s->retired_at, succ);
+	}
+	printf("\n");
+	for (i = 0; i < s->n; i++)
+		printf("  %2u  %s\n", i + 1, s->member[i].name);
+}
+
+static const char qlist_usage[] =
+    "usage: keyroom quorum list\n\n"
+    "List every share set the appliance knows (active and retired), with\n"
+    "custodians. --json prints the stored sets (commitments, no secrets).\n";
+
+static int
+q_list(struct kr_cli *cli, int argc, char **argv)
+{
+	struct kr_log *log = NULL;
+	struct kr_qset **all = NULL;
+	MDB_txn *txn = NULL;
+	size_t n = 0, i;
+	json_t *arr = NULL, *j;
+	int r;
+
+	if (wants_help(argc, argv)) {
+		fputs(qlist_usage, stdout);
+		return KR_EXIT_OK;
+	}
+	if (argc != 1)
+		return kr_cli_usage_error("quorum list", qlist_usage);
+	if ((r = open_log_ro(cli, &log)) != 0 ||
+	    (r = kr_log_read_begin(log, &txn)) != 0 ||
+	    (r = kr_qstore_all(log, txn, &all, &n)) != 0)
+		goto out;
+	if (cli->json) {
+		arr = json_array();
+		for (i = 0; i < n; i++)
+			if (kr_qset_to_json(all[i], &j) == 0)
+				json_array_append_new(arr, j);
+		{
+			char *d = json_dumps(arr, JSON_INDENT(2));
+
+			if (d != NULL)
+				printf("%s\n", d);
+			free(d);
+		}
+	} else {
+		for (i = 0; i < n; i++)
+			print_set(all[i]);
+		if (n == 0)
+			printf("no share sets (run the genesis ceremony)\n");
+	}
+ out:
+	json_decref(arr);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kr_qstore_free(all, n);
+	kr_log_close(log);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
+static const char qcheck_usage[] =
+    "usage: keyroom quorum check-card [ROLE=]SPEC\n\n"
+    "Check one share card against the appliance without unlocking anything:\n"
+    "names a mistyped card, a card of another or a retired share set, or a\n"
+    "card that does not match its commitment. SPEC: file:PATH, fd:N,\n"
+    "env:NAME or tty. Exit 0 good, 1 refused.\n";
+
+static int
+q_check(struct kr_cli *cli, int argc, char **argv)
+{
+	struct kr_log *log = NULL;
+	struct kr_qset **all = NULL, *set = NULL;
+	struct kr_shares_in in;
+	struct kr_share *s = NULL;
+	MDB_txn *txn = NULL;
+	char id[KR_Q_ID_HEX];
+	size_t n = 0, i;
+	int r;
+
+	if (wants_help(argc, argv)) {
+		fputs(qcheck_usage, stdout);
+		return KR_EXIT_OK;
+	}
+	memset(&in, 0, sizeof(in));
+	if (argc != 2)
+		return kr_cli_usage_error("quorum check-card", qcheck_usage);
+	if ((r = kr_shares_add_arg(&in, argv[1])) != 0)
+		return kr_cli_fail(cli, r);
+	if ((s = kr_secure_alloc(sizeof(*s))) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "secure memory"));
+	if ((r = kr_share_read(in.src[0].spec, s)) != 0 ||
+	    (r = open_log_ro(cli, &log)) != 0 ||
+	    (r = kr_log_read_begin(log, &txn)) != 0 ||
+	    (r = kr_qstore_all(log, txn, &all, &n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (memcmp(all[i]->id, s->set_id, KR_Q_ID_LEN) == 0)
+			set = all[i];
+	if (in.src[0].role[0] != '\0') {
+		set = NULL;	/* it pointed into all[] */
+		if ((r = kr_qstore_active(log, txn, in.src[0].role,
+		    &set)) != 0)
+			goto out;
+		r = kr_quorum_check_share(set, s,
+		    (const struct kr_qset *const *)all, n);
+		kr_qset_id_hex(set->id, id);
+		if (r == 0)
+			printf("share %u of share set %s (%s, %s): good\n",
+			    s->index, id, set->label, set->member[s->index -
+			    1].name);
+		free(set);
+		goto out;
+	}
+	kr_qset_id_hex(s->set_id, id);
+	if (set == NULL) {
+		r = kr_errf(KR_ERR_QUORUM, "share %u belongs to unknown share "
+		    "set %s", s->index, id);
+		goto out;
+	}
+	if ((r = kr_quorum_check_share(set, s,
+	    (const struct kr_qset *const *)all, n)) != 0)
+		goto out;
+	printf("share %u of share set %s (%s, %s): good\n", s->index, id,
+	    set->label, set->member[s->index - 1].name);
+ out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kr_secure_free(s, sizeof(*s));
+	kr_qstore_free(all, n);
+	kr_log_close(log);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
+static const struct kr_cmd quorum_cmds[] = {
+	{ "list", q_list, "", "list share sets and custodians" },
+	{ "check-card", q_check, "[ROLE=]SPEC",
+	    "check a share card against the appliance" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+int
+cmd_quorum(struct kr_cli *cli, int argc, char **argv)
+{
+	return kr_cli_dispatch(cli, "keyroom quorum", quorum_cmds, argc - 1,
+	    argv + 1);
+}

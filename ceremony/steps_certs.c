@@ -1,0 +1,638 @@
+/*
+ * steps_certs.c - ceremony steps on certificates, CRLs and the log:
+ * self-sign-root, sign-intermediate, export-cert, revoke, issue-crl,
+ * checkpoint, print-transcript, cross-certify, rotation-package.
+ * Every certificate is entered in the audit log (intent + issued, one
+ * transaction) before its file is written.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "audit/qr.h"
+#include "ca/ca.h"
+#include "ceremony/run_int.h"
+#include "lib/util.h"
+
+#define MAX_REVOKED 100000
+
+/* The log's issuer id: hex SHA-256 of the issuer's SPKI DER. */
+static int
+issuer_id_pk(EVP_PKEY *pk, char out[65])
+{
+	uint8_t *der = NULL, h[32];
+	int len;
+
+	if (pk == NULL || (len = i2d_PUBKEY(pk, &der)) <= 0)
+		return kr_err_ssl("issuer public key");
+	kr_sha256(der, (size_t)len, h);
+	OPENSSL_free(der);
+	kr_hex(h, 32, out);
+	return 0;
+}
+
+static int
+issuer_id(const X509 *x, char out[65])
+{
+	return issuer_id_pk(X509_get0_pubkey(x), out);
+}
+
+static int
+issuer_id_of_key(const struct kr_key *key, char out[65])
+{
+	return issuer_id_pk(kr_hsm_pubkey(key), out);
+}
+
+/* Lower-case hex, no leading zeros ("0" for zero). */
+static int
+serial_hex(const uint8_t *b, size_t len, char *out, size_t cap)
+{
+	char full[2 * 20 + 1];
+	const char *p;
+
+	if (len == 0 || len > 20)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "serial length");
+	kr_hex(b, len, full);
+	for (p = full; *p == '0' && p[1] != '\0'; p++)
+		;
+	return kr_snprintf(out, cap, "%s", p);
+}
+
+static int
+cert_serial_hex(const X509 *x, char *out, size_t cap)
+{
+	const ASN1_INTEGER *ai = X509_get0_serialNumber(x);
+	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+	uint8_t b[20];
+	int n;
+
+	if (bn == NULL || (n = BN_num_bytes(bn)) > 20 || n < 1) {
+		BN_free(bn);
+		return kr_errf(KR_ERR_FORMAT, "certificate serial");
+	}
+	BN_bn2bin(bn, b);
+	BN_free(bn);
+	return serial_hex(b, (size_t)n, out, cap);
+}
+
+struct used_arg {
+	struct crun *c;
+	const char *issuer;
+};
+
+static int
+serial_used(void *arg, const uint8_t *serial, size_t len)
+{
+	struct used_arg *u = arg;
+	MDB_txn *txn = NULL;
+	char hex[41];
+	uint64_t idx;
+	int r;
+
+	if ((r = serial_hex(serial, len, hex, sizeof(hex))) != 0 ||
+	    (r = kr_log_read_begin(u->c->a->log, &txn)) != 0)
+		return r;
+	r = kr_log_serial_lookup(u->c->a->log, txn, u->issuer, hex, &idx);
+	mdb_txn_abort(txn);
+	if (r == KR_ERR_NOT_FOUND)
+		return 0;
+	return r == 0 ? 1 : r;
+}
+
+/* Enter a CA certificate in the log (intent + issued, one commit). */
+static int
+log_cert(struct crun *c, const X509 *x, const char *issuer)
+{
+	struct kr_cert_intent ci;
+	struct kr_cert_issued is;
+	struct kr_ltx *ltx = NULL;
+	uint8_t *tbs = NULL, *der = NULL;
+	char serial[41];
+	uint64_t intent;
+	int tlen, dlen, r;
+
+	memset(&ci, 0, sizeof(ci));
+	memset(&is, 0, sizeof(is));
+	if ((tlen = i2d_re_X509_tbs((X509 *)x, &tbs)) <= 0 ||
+	    (dlen = i2d_X509(x, &der)) <= 0) {
+		r = kr_err_ssl("certificate encoding");
+		goto out;
+	}
+	if ((r = cert_serial_hex(x, serial, sizeof(serial))) != 0)
+		goto out;
+	ci.issuer = issuer;
+	ci.serial = serial;
+	kr_sha256(tbs, (size_t)tlen, ci.tbs_sha256);
+	ci.profile = c->s->id;
+	if ((r = kr_log_begin(c->a->log, &ltx)) != 0)
+		goto out;
+	if ((r = kr_log_intent(ltx, c->actor, &ci, &intent)) != 0)
+		goto fail;
+	is.intent = intent;
+	is.der = der;
+	is.der_len = (size_t)dlen;
+	if ((r = kr_log_issued(ltx, c->actor, &is, NULL)) != 0)
+		goto fail;
+	r = kr_ltx_commit(ltx, &c->a->signer, NULL);
+	ltx = NULL;
+	goto out;
+ fail:
+	kr_ltx_abort(ltx);
+ out:
+	OPENSSL_free(tbs);
+	OPENSSL_free(der);
+	return r;
+}
+
+static int
+write_pem(const char *path, const X509 *x, int replace)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = kr_ca_cert_pem(x, &pem, &len)) != 0)
+		return r;
+	r = replace ? kr_write_replace_file(path, pem, len, 0644) :
+	    kr_write_new_file(path, pem, len, 0644);
+	free(pem);
+	return r;
+}
+
+static int
+role_key(struct crun *c, int role, struct kr_key **key)
+{
+	struct kr_token *tok;
+	int r;
+
+	*key = NULL;
+	if ((r = crun_token(c, role, &tok)) != 0)
+		return r;
+	return kr_token_find_key(tok, role == ROLE_ROOT ? c->a->cfg.key_root :
+	    c->a->cfg.key_issuing, key);
+}
+
+static void
+cert_fingerprint(struct crun *c, const char *what, const X509 *x)
+{
+	uint8_t h[32];
+
+	if (kr_ca_cert_sha256(x, h) == 0)
+		crun_fingerprint(c, what, h);
+}
+
+int
+step_self_sign_root(struct crun *c, const struct kr_step *st)
+{
+	struct kr_key *key = NULL;
+	struct used_arg ua;
+	uint8_t serial[KR_SERIAL_LEN];
+	char issuer[65], sh[41];
+	X509 *x = NULL;
+	int r;
+
+	(void)st;
+	if (access(c->a->paths.root_pem, F_OK) == 0)
+		return kr_errf(KR_ERR_EXISTS, "%s exists: this state already "
+		    "has a root", c->a->paths.root_pem);
+	if ((r = role_key(c, ROLE_ROOT, &key)) != 0 ||
+	    (r = issuer_id_of_key(key, issuer)) != 0)
+		goto out;
+	ua.c = c;
+	ua.issuer = issuer;
+	if ((r = kr_ca_random_serial(kr_key_token(key), serial_used, &ua,
+	    serial)) != 0 ||
+	    (r = kr_ca_make_root(&c->a->cfg.root, key, serial, time(NULL),
+	    &x)) != 0 ||
+	    (r = log_cert(c, x, issuer)) != 0 ||
+	    (r = write_pem(c->a->paths.root_pem, x, 0)) != 0 ||
+	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
+		goto out;
+	crun_detail(c, "root certificate serial %s written to %s", sh,
+	    c->a->paths.root_pem);
+	cert_fingerprint(c, "root certificate", x);
+ out:
+	X509_free(x);
+	kr_key_free(key);
+	return r;
+}
+
+int
+step_sign_intermediate(struct crun *c, const struct kr_step *st)
+{
+	struct kr_key *rkey = NULL, *ikey = NULL;
+	struct kr_issuer iss;
+	struct used_arg ua;
+	uint8_t serial[KR_SERIAL_LEN];
+	char issuer[65], sh[41], *p1 = NULL, *p2 = NULL, *chain = NULL;
+	size_t l1 = 0, l2 = 0;
+	X509 *root = NULL, *x = NULL;
+	int r;
+
+	(void)st;
+	if (access(c->a->paths.intermediate_pem, F_OK) == 0)
+		return kr_errf(KR_ERR_EXISTS, "%s exists: this state already "
+		    "has an intermediate", c->a->paths.intermediate_pem);
+	if ((r = kr_ca_load_cert(c->a->paths.root_pem, &root)) != 0 ||
+	    (r = role_key(c, ROLE_ROOT, &rkey)) != 0 ||
+	    (r = role_key(c, ROLE_ISSUING, &ikey)) != 0 ||
+	    (r = issuer_id(root, issuer)) != 0)
+		goto out;
+	iss.cert = root;
+	iss.key = rkey;
+	ua.c = c;
+	ua.issuer = issuer;
+	if ((r = kr_issuer_check(&iss)) != 0 ||
+	    (r = kr_ca_random_serial(kr_key_token(rkey), serial_used, &ua,
+	    serial)) != 0 ||
+	    (r = kr_ca_make_intermediate(&c->a->cfg.intermediate, &iss,
+	    kr_hsm_pubkey(ikey), serial, time(NULL), &x)) != 0 ||
+	    (r = log_cert(c, x, issuer)) != 0)
+		goto out;
+	if ((r = kr_ca_cert_pem(x, &p1, &l1)) != 0 ||
+	    (r = kr_ca_cert_pem(root, &p2, &l2)) != 0)
+		goto out;
+	if ((chain = malloc(l1 + l2)) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "chain");
+		goto out;
+	}
+	memcpy(chain, p1, l1);
+	memcpy(chain + l1, p2, l2);
+	if ((r = kr_write_new_file(c->a->paths.intermediate_pem, p1, l1,
+	    0644)) != 0 ||
+	    (r = kr_write_replace_file(c->a->paths.chain_pem, chain, l1 + l2,
+	    0644)) != 0 ||
+	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
+		goto out;
+	crun_detail(c, "intermediate serial %s signed by the root, written to "
+	    "%s", sh, c->a->paths.intermediate_pem);
+	cert_fingerprint(c, "intermediate certificate", x);
+ out:
+	free(p1);
+	free(p2);
+	free(chain);
+	X509_free(root);
+	X509_free(x);
+	kr_key_free(rkey);
+	kr_key_free(ikey);
+	return r;
+}
+
+static int
+crl_path(struct crun *c, const char *issuer, char *out, size_t cap)
+{
+	return kr_snprintf(out, cap, "%s/%s.crl.pem", c->a->paths.certs,
+	    issuer);
+}
+
+int
+step_export_cert(struct crun *c, const struct kr_step *st)
+{
+	const char *what = kr_step_str(st, "what", "");
+	char src[PATH_MAX], dst[PATH_MAX];
+	uint8_t *buf = NULL, h[32];
+	size_t len = 0;
+	const char *name;
+	int r;
+
+	if (c->o->media == NULL)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "export-cert %s needs "
+		    "--media DIR", what);
+	if (strcmp(what, "root") == 0) {
+		r = kr_snprintf(src, sizeof(src), "%s", c->a->paths.root_pem);
+		name = "root.pem";
+	} else if (strcmp(what, "intermediate") == 0) {
+		r = kr_snprintf(src, sizeof(src), "%s",
+		    c->a->paths.intermediate_pem);
+		name = "intermediate.pem";
+	} else if (strcmp(what, "chain") == 0) {
+		r = kr_snprintf(src, sizeof(src), "%s", c->a->paths.chain_pem);
+		name = "chain.pem";
+	} else if (strcmp(what, "root-crl") == 0) {
+		r = crl_path(c, "root", src, sizeof(src));
+		name = "root.crl.pem";
+	} else {
+		r = crl_path(c, "intermediate", src, sizeof(src));
+		name = "intermediate.crl.pem";
+	}
+	if (r != 0 || (r = kr_read_file(src, 1024 * 1024, &buf, &len)) != 0 ||
+	    (r = kr_mkdirs(c->o->media, 0755)) != 0 ||
+	    (r = kr_snprintf(dst, sizeof(dst), "%s/%s", c->o->media,
+	    name)) != 0 ||
+	    (r = kr_write_new_file(dst, buf, len, 0644)) != 0)
+		goto out;
+	kr_sha256(buf, len, h);
+	crun_detail(c, "%s exported to %s", what, dst);
+	crun_fingerprint(c, name, h);
+ out:
+	free(buf);
+	return r;
+}
+
+/* RFC 3339 "2026-11-25T08:13:35Z" to time_t. */
+static time_t
+parse_time(const char *s, size_t len)
+{
+	struct tm tm;
+	char buf[32];
+
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	memset(&tm, 0, sizeof(tm));
+	if (strptime(buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL)
+		return 0;
+	return timegm(&tm);
+}
+
+static int
+val_is(const uint8_t *e, size_t len, const char *key, const char *want)
+{
+	const char *v;
+	size_t vl;
+
+	return kr_entry_get(e, len, key, &v, &vl) == 0 &&
+	    vl == strlen(want) && memcmp(v, want, vl) == 0;
+}
+
+/*
+ * Scan the log for this issuer's revocations (and count its CRLs). The
+ * log is the one record of revocations; a CRL is rebuilt from it.
+ */
+static int
+scan_revoked(struct crun *c, const char *issuer, struct kr_revoked **out,
+    size_t *n, uint64_t *ncrl, const char *find_serial, int *found)
+{
+	struct kr_revoked *v = NULL, *nv;
+	MDB_txn *txn = NULL;
+	const uint8_t *e;
+	const char *val;
+	char sh[41];
+	uint64_t size, i;
+	size_t len, vl, cnt = 0, cap = 0;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	*ncrl = 0;
+	if (found != NULL)
+		*found = 0;
+	if ((r = kr_log_read_begin(c->a->log, &txn)) != 0)
+		return r;
+	if ((r = kr_log_size(c->a->log, txn, &size)) != 0)
+		goto out;
+	for (i = 0; i < size; i++) {
+		if ((r = kr_log_entry(c->a->log, txn, i, &e, &len)) != 0)
+			goto out;
+		if (val_is(e, len, "type", "crl-issued") &&
+		    val_is(e, len, "issuer", issuer)) {
+			(*ncrl)++;
+			continue;
+		}
+		if (!val_is(e, len, "type", "revoked") ||
+		    !val_is(e, len, "issuer", issuer))
+			continue;
+		if (kr_entry_get(e, len, "serial", &val, &vl) != 0 ||
+		    vl == 0 || vl > 40) {
+			r = kr_errf(KR_ERR_TAMPERED, "log entry %llu: revoked "
+			    "without a serial", (unsigned long long)i);
+			goto out;
+		}
+		memcpy(sh, val, vl);
+		sh[vl] = '\0';
+		if (find_serial != NULL && strcmp(sh, find_serial) == 0)
+			*found = 1;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			if (cap > MAX_REVOKED || (nv = realloc(v, cap *
+			    sizeof(*v))) == NULL) {
+				r = kr_errf(KR_ERR_TOO_LARGE, "revocations");
+				goto out;
+			}
+			v = nv;
+		}
+		memset(&v[cnt], 0, sizeof(v[cnt]));
+		/* Even-length hex for the bytes. */
+		{
+			char ev[42];
+
+			snprintf(ev, sizeof(ev), "%s%s", vl % 2 ? "0" : "", sh);
+			v[cnt].len = strlen(ev) / 2;
+			if (kr_unhex(ev, v[cnt].serial, v[cnt].len) != 0) {
+				r = kr_errf(KR_ERR_TAMPERED, "log entry %llu: "
+				    "bad serial", (unsigned long long)i);
+				goto out;
+			}
+		}
+		v[cnt].when = kr_entry_get(e, len, "time", &val, &vl) == 0 ?
+		    parse_time(val, vl) : 0;
+		v[cnt].reason = -1;
+		if (kr_entry_get(e, len, "reason", &val, &vl) == 0 && vl < 40) {
+			char rs[40];
+
+			memcpy(rs, val, vl);
+			rs[vl] = '\0';
+			v[cnt].reason = kr_crl_reason_parse(rs);
+			if (v[cnt].reason < -1)
+				v[cnt].reason = -1;
+		}
+		cnt++;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	r = 0;
+ out:
+	mdb_txn_abort(txn);
+	free(v);
+	return r;
+}
+
+static int
+issuer_cert(struct crun *c, const char *which, X509 **x)
+{
+	return kr_ca_load_cert(strcmp(which, "root") == 0 ?
+	    c->a->paths.root_pem : c->a->paths.intermediate_pem, x);
+}
+
+int
+step_revoke(struct crun *c, const struct kr_step *st)
+{
+	const char *which = kr_step_str(st, "issuer", "intermediate");
+	const char *reason = kr_step_str(st, "reason", "unspecified");
+	const char *in = kr_step_str(st, "serial", "");
+	struct kr_revoked *v = NULL;
+	MDB_txn *txn = NULL;
+	X509 *x = NULL;
+	char issuer[65], serial[41];
+	uint64_t idx, ncrl;
+	size_t n, i;
+	int r, found = 0;
+
+	/* Normalise: lower case, no leading zeros. */
+	for (i = 0; in[i] == '0' && in[i + 1] != '\0'; i++)
+		;
+	if ((r = kr_snprintf(serial, sizeof(serial), "%s", in + i)) != 0)
+		return r;
+	for (i = 0; serial[i] != '\0'; i++)
+		if (serial[i] >= 'A' && serial[i] <= 'F')
+			serial[i] = (char)(serial[i] - 'A' + 'a');
+	if (kr_crl_reason_parse(reason) < -1)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "revocation reason "
+		    "'%s' unknown", reason);
+	if ((r = issuer_cert(c, which, &x)) != 0 ||
+	    (r = issuer_id(x, issuer)) != 0 ||
+	    (r = kr_log_read_begin(c->a->log, &txn)) != 0)
+		goto out;
+	r = kr_log_serial_lookup(c->a->log, txn, issuer, serial, &idx);
+	mdb_txn_abort(txn);
+	if (r == KR_ERR_NOT_FOUND) {
+		r = kr_errf(KR_ERR_NOT_FOUND, "serial %s was never issued by "
+		    "the %s CA: nothing revoked", serial, which);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	if ((r = scan_revoked(c, issuer, &v, &n, &ncrl, serial, &found)) != 0)
+		goto out;
+	if (found) {
+		r = kr_errf(KR_ERR_EXISTS, "serial %s of the %s CA is already "
+		    "revoked", serial, which);
+		goto out;
+	}
+	if ((r = crun_extra(c, KR_E_REVOKED, "issuer", issuer, "serial",
+	    serial, "reason", reason, NULL)) != 0)
+		goto out;
+	crun_detail(c, "serial %s of the %s CA revoked (%s); issued in log "
+	    "entry %llu", serial, which, reason, (unsigned long long)idx);
+ out:
+	free(v);
+	X509_free(x);
+	return r;
+}
+
+int
+step_issue_crl(struct crun *c, const struct kr_step *st)
+{
+	const char *which = kr_step_str(st, "issuer", "intermediate");
+	int days = (int)kr_step_int(st, "next_days", 30);
+	int role = strcmp(which, "root") == 0 ? ROLE_ROOT : ROLE_ISSUING;
+	struct kr_revoked *v = NULL;
+	struct kr_key *key = NULL;
+	struct kr_issuer iss;
+	X509_CRL *crl = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	BUF_MEM *bm;
+	char issuer[65], path[PATH_MAX], num[32], next[32], hex[65];
+	uint64_t ncrl;
+	uint8_t h[32];
+	size_t n;
+	time_t now = time(NULL);
+	int r;
+
+	if ((r = issuer_cert(c, which, &x)) != 0 ||
+	    (r = issuer_id(x, issuer)) != 0 ||
+	    (r = role_key(c, role, &key)) != 0)
+		goto out;
+	iss.cert = x;
+	iss.key = key;
+	if ((r = kr_issuer_check(&iss)) != 0 ||
+	    (r = scan_revoked(c, issuer, &v, &n, &ncrl, NULL, NULL)) != 0 ||
+	    (r = kr_ca_make_crl(&iss, v, n, ncrl + 1, now, days, &crl)) != 0)
+		goto out;
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_X509_CRL(b, crl) != 1) {
+		r = kr_err_ssl("CRL PEM");
+		goto out;
+	}
+	BIO_get_mem_ptr(b, &bm);
+	kr_sha256(bm->data, bm->length, h);
+	kr_hex(h, 32, hex);
+	kr_time_rfc3339(now + (time_t)days * 86400, next);
+	if ((r = kr_snprintf(num, sizeof(num), "%llu",
+	    (unsigned long long)(ncrl + 1))) != 0 ||
+	    (r = crun_extra(c, KR_E_CRL_ISSUED, "issuer", issuer,
+	    "crl-number", num, "crl-sha256", hex, "next-update", next,
+	    NULL)) != 0 ||
+	    (r = crl_path(c, which, path, sizeof(path))) != 0 ||
+	    (r = kr_write_replace_file(path, bm->data, bm->length,
+	    0644)) != 0)
+		goto out;
+	crun_detail(c, "%s CRL number %s with %zu revoked, next update %s, "
+	    "written to %s", which, num, n, next, path);
+	crun_fingerprint(c, "CRL", h);
+ out:
+	BIO_free(b);
+	X509_CRL_free(crl);
+	X509_free(x);
+	kr_key_free(key);
+	free(v);
+	return r;
+}
+
+int
+step_checkpoint(struct crun *c, const struct kr_step *st)
+{
+	MDB_txn *txn = NULL;
+	char *note = NULL;
+	uint64_t size = 0;
+	uint8_t h[32];
+	int r;
+
+	(void)st;
+	if ((r = kr_log_read_begin(c->a->log, &txn)) != 0)
+		return r;
+	r = kr_log_checkpoint(c->a->log, txn, &note, &size);
+	mdb_txn_abort(txn);
+	if (r != 0)
+		return r;
+	fprintf(c->out, "  latest signed checkpoint (tree size %llu):\n%s",
+	    (unsigned long long)size, note);
+	if (!c->cli->quiet && kr_qr_print_terminal(c->out, note) != 0)
+		fprintf(c->out, "  (no QR: %s)\n", kr_err_detail());
+	kr_sha256(note, strlen(note), h);
+	crun_detail(c, "checkpoint at tree size %llu",
+	    (unsigned long long)size);
+	crun_fingerprint(c, "checkpoint note", h);
+	free(c->tr_more);
+	if ((c->tr_more = malloc(strlen(note) + 64)) != NULL)
+		snprintf(c->tr_more, strlen(note) + 64, "  checkpoint:\n%s",
+		    note);
+	free(note);
+	return 0;
+}
+
+int
+step_print_transcript(struct crun *c, const struct kr_step *st)
+{
+	(void)st;
+	crun_detail(c, "transcript is written when the ceremony ends%s",
+	    c->o->media != NULL ? "" : " (no --media given: it will not be)");
+	return 0;
+}
+
+int
+step_cross_certify(struct crun *c, const struct kr_step *st)
+{
+	(void)c;
+	return kr_errf(KR_ERR_UNSUPPORTED, "cross-certify %s: not implemented "
+	    "yet (needs a CA-certificate builder for cross certificates in "
+	    "ca/ca.h)", kr_step_str(st, "direction", ""));
+}
+
+int
+step_rotation_package(struct crun *c, const struct kr_step *st)
+{
+	(void)c;
+	(void)st;
+	return kr_errf(KR_ERR_UNSUPPORTED, "rotation-package: not implemented "
+	    "yet");
+}
