@@ -14,7 +14,7 @@ struct kr_hsm_signer;
  * Open the PKCS#11 module `module` (path), find the token labelled
  * `token` (e.g. "keyroom-audit"), log in as user with the PIN read by
  * kr_read_secret(pin_spec) (e.g. "file:<state>/audit-token.pin"), find
- * its Ed25519 private key (key_label, or the only one when NULL) and
+ * its Ed25519 key pair (key_label, or "audit-key" when NULL) and
  * the public key (CKA_EC_POINT raw or DER OCTET STRING; CKA_EC_PARAMS
  * "edwards25519" string or OID 1.3.101.112). Fills *s (name borrowed)
  * and returns a handle to free with kr_hsm_signer_close after the last
@@ -25,5 +25,14 @@ int kr_hsm_signer_open(const char *module, const char *token,
     const char *key_label, const char *pin_spec, const char *name,
     struct kr_note_signer *s, struct kr_hsm_signer **out) KR_WUR;
 void kr_hsm_signer_close(struct kr_hsm_signer *h);
+
+/*
+ * The same on a module the caller has already loaded (ca/hsm.h allows
+ * one struct kr_hsm per process): hsm is borrowed and must outlive *out.
+ */
+struct kr_hsm;
+int kr_hsm_signer_open_hsm(struct kr_hsm *hsm, const char *token,
+    const char *key_label, const char *pin_spec, const char *name,
+    struct kr_note_signer *s, struct kr_hsm_signer **out) KR_WUR;
 
 #endif

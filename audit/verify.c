@@ -81,6 +81,16 @@ struct vstate {
 	uint64_t nserials, nissued;
 };
 
+/* The current detail, copied: kr_errf must not read its own buffer. */
+static const char *
+detail_copy(void)
+{
+	static char d[512];
+
+	snprintf(d, sizeof(d), "%s", kr_err_detail());
+	return d;
+}
+
 #define BAD_ENTRY(st, i, ...) \
 	((st)->rep->bad_index = (int64_t)(i), \
 	kr_errf(KR_ERR_TAMPERED, __VA_ARGS__))
@@ -104,7 +114,7 @@ vkey_from_init(struct vstate *st)
 	if ((r = kr_note_vkey_parse(vk, st->name, sizeof(st->name),
 	    st->pub)) != 0)
 		return BAD_ENTRY(st, 0, "entry 0: bad vkey: %s",
-		    kr_err_detail());
+		    detail_copy());
 	snprintf(st->rep->vkey, sizeof(st->rep->vkey), "%s", vk);
 	st->rep->vkey_from_log = 1;
 	return 0;
@@ -254,11 +264,11 @@ check_stored_cp(struct vstate *st, uint64_t n, const MDB_val *v,
 	if (kr_note_verify(v->mv_data, v->mv_size, st->name, st->pub, &body,
 	    &blen) != 0)
 		return kr_errf(KR_ERR_TAMPERED, "checkpoint %llu: %s",
-		    (unsigned long long)n, kr_err_detail());
+		    (unsigned long long)n, detail_copy());
 	if (kr_checkpoint_parse(body, blen, origin, sizeof(origin), &csize,
 	    croot) != 0)
 		return kr_errf(KR_ERR_TAMPERED, "checkpoint %llu: %s",
-		    (unsigned long long)n, kr_err_detail());
+		    (unsigned long long)n, detail_copy());
 	if (strcmp(origin, st->log->origin) != 0 || csize != n)
 		return kr_errf(KR_ERR_TAMPERED, "checkpoint %llu: signed for "
 		    "%s size %llu", (unsigned long long)n, origin,
@@ -374,7 +384,7 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 		if (kr_entry_check(log->origin, ev.mv_data, ev.mv_size,
 		    &t) != 0) {
 			r = BAD_ENTRY(&st, i, "entry %llu: %s",
-			    (unsigned long long)i, kr_err_detail());
+			    (unsigned long long)i, detail_copy());
 			goto out;
 		}
 		if (i == 0 && t != KR_E_INIT) {
@@ -452,6 +462,13 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 	}
 	rep->size = i;
 	kr_merkle_range_root(&range, rep->root);
+	if (xi < o->nnotes) {
+		rep->bad_checkpoint = (int64_t)ex[xi].size;
+		r = kr_errf(KR_ERR_ROLLBACK, "%s: signed for %llu entries but "
+		    "the log holds only %llu", ex[xi].name,
+		    (unsigned long long)ex[xi].size, (unsigned long long)i);
+		goto out;
+	}
 	if (hrc == 0) {
 		r = BAD_ENTRY(&st, i, "stored hash %llu beyond the last entry "
 		    "(entries removed?)", (unsigned long long)hidx);
@@ -462,13 +479,6 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 		r = kr_errf(KR_ERR_ROLLBACK, "checkpoint %llu signs more "
 		    "entries than the log holds (%llu)",
 		    (unsigned long long)cpsize, (unsigned long long)i);
-		goto out;
-	}
-	if (xi < o->nnotes) {
-		rep->bad_checkpoint = (int64_t)ex[xi].size;
-		r = kr_errf(KR_ERR_ROLLBACK, "%s: signed for %llu entries but "
-		    "the log holds only %llu", ex[xi].name,
-		    (unsigned long long)ex[xi].size, (unsigned long long)i);
 		goto out;
 	}
 	if (rep->checkpoints == 0) {
