@@ -106,19 +106,19 @@ out:
 }
 
 int
-kr_b64url_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
+kr_jws_b64url_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
 {
 	return b64_decode_common(in, len, 1, out, outlen);
 }
 
 int
-kr_b64_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
+kr_jws_b64_decode(const char *in, size_t len, uint8_t **out, size_t *outlen)
 {
 	return b64_decode_common(in, len, 0, out, outlen);
 }
 
 int
-kr_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
+kr_jws_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
 {
 	size_t need = (len + 2) / 3 * 4 + 1, i, n;
 

@@ -218,7 +218,7 @@ in_list(const char *k, const char *const *l)
 static int
 b64url_member(const char *s, uint8_t **out, size_t *outlen)
 {
-	return kr_b64url_decode(s, strlen(s), out, outlen);
+	return kr_jws_b64url_decode(s, strlen(s), out, outlen);
 }
 
 /*
@@ -314,7 +314,7 @@ check_x5c(struct kr_mf_result *res, const struct kr_mf_trust *t,
 	for (i = 0; i < json_array_size(x5c); i++) {
 		const json_t *s = json_array_get(x5c, i);
 
-		if (!json_is_string(s) || kr_b64_decode(json_string_value(s),
+		if (!json_is_string(s) || kr_jws_b64_decode(json_string_value(s),
 		    json_string_length(s), &der, &derlen) != 0) {
 			fail(res, KR_MF_MALFORMED, "key %s: x5c[%zu]: not "
 			    "base64", kid, i);

@@ -166,12 +166,12 @@ void kr_manifest_free(struct kr_manifest *m);
  * (free()), NUL-free binary. KR_ERR_FORMAT, KR_ERR_TOO_LARGE.
  */
 #define KR_B64_MAX (1024 * 1024)
-int kr_b64url_decode(const char *in, size_t len, uint8_t **out,
+int kr_jws_b64url_decode(const char *in, size_t len, uint8_t **out,
     size_t *outlen) KR_WUR;
-int kr_b64_decode(const char *in, size_t len, uint8_t **out,
+int kr_jws_b64_decode(const char *in, size_t len, uint8_t **out,
     size_t *outlen) KR_WUR;
 /* Unpadded base64url into out (outlen >= 4*ceil(len/3)+1). */
-int kr_b64url_encode(const uint8_t *in, size_t len, char *out,
+int kr_jws_b64url_encode(const uint8_t *in, size_t len, char *out,
     size_t outlen) KR_WUR;
 /* RFC 3339 UTC "2020-06-09T22:49:52.470Z" (fraction dropped). -1 if bad. */
 int kr_parse_rfc3339(const char *s, time_t *out) KR_WUR;

@@ -39,6 +39,7 @@ kr_policy_free(struct kr_policy *p)
 		X509_free(p->signers[i].cert);
 	sk_X509_pop_free(p->roots, X509_free);
 	free(p->parts);
+	free(p->profiles);
 	for (i = 0; i < p->nmfrs; i++) {
 		free(p->mfrs[i].parts);
 		free(p->mfrs[i].profiles);

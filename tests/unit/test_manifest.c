@@ -249,11 +249,11 @@ setup_forge(void **st)
 	assert_non_null(f = fopen(path, "r"));
 	assert_non_null(c = PEM_read_X509(f, NULL, NULL, NULL));
 	fclose(f);
-	assert_int_equal(kr_b64url_encode(ASN1_STRING_get0_data(
+	assert_int_equal(kr_jws_b64url_encode(ASN1_STRING_get0_data(
 	    X509_get0_subject_key_id(c)), 20, t_kid, sizeof(t_kid)), 0);
 	assert_true((dl = i2d_X509(c, &der)) > 0);
 	kr_sha256(der, (size_t)dl, h);
-	assert_int_equal(kr_b64url_encode(h, 32, t_x5t, sizeof(t_x5t)), 0);
+	assert_int_equal(kr_jws_b64url_encode(h, 32, t_x5t, sizeof(t_x5t)), 0);
 	OPENSSL_free(der);
 	X509_free(c);
 	(void)snprintf(path, sizeof(path),
@@ -261,7 +261,7 @@ setup_forge(void **st)
 	assert_non_null(f = fopen(path, "r"));
 	assert_non_null(c = PEM_read_X509(f, NULL, NULL, NULL));
 	fclose(f);
-	assert_int_equal(kr_b64url_encode(ASN1_STRING_get0_data(
+	assert_int_equal(kr_jws_b64url_encode(ASN1_STRING_get0_data(
 	    X509_get0_subject_key_id(c)), 20, v5_kid, sizeof(v5_kid)), 0);
 	X509_free(c);
 	return 0;
@@ -280,7 +280,7 @@ b64u(const void *p, size_t n)
 	char *o = malloc(n * 2 + 8);
 
 	assert_non_null(o);
-	assert_int_equal(kr_b64url_encode(p, n, o, n * 2 + 8), 0);
+	assert_int_equal(kr_jws_b64url_encode(p, n, o, n * 2 + 8), 0);
 	return o;
 }
 
@@ -661,7 +661,7 @@ test_forged_x5c(void **st)
 	assert_non_null(real = json_load_file(path, 0, &je));
 	ps = json_string_value(json_object_get(json_array_get(real, 0),
 	    "payload"));
-	assert_int_equal(kr_b64url_decode(ps, strlen(ps), &pl, &pll), 0);
+	assert_int_equal(kr_jws_b64url_decode(ps, strlen(ps), &pl, &pll), 0);
 	json_decref(real);
 	assert_non_null(real = json_loadb((char *)pl, pll, 0, &je));
 	free(pl);
@@ -808,8 +808,8 @@ test_b64(void **st)
 	int r;
 
 	for (i = 0; i < KR_ARRAY_SIZE(v); i++) {
-		r = v[i].url ? kr_b64url_decode(v[i].in, strlen(v[i].in), &o,
-		    &n) : kr_b64_decode(v[i].in, strlen(v[i].in), &o, &n);
+		r = v[i].url ? kr_jws_b64url_decode(v[i].in, strlen(v[i].in), &o,
+		    &n) : kr_jws_b64_decode(v[i].in, strlen(v[i].in), &o, &n);
 		if (r != v[i].rc)
 			fprintf(stderr, "case %zu '%s'\n", i, v[i].in);
 		assert_int_equal(r, v[i].rc);
