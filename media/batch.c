@@ -30,14 +30,6 @@
 #include "media/registry.h"
 #include "policy/policy.h"
 
-/*
- * audit/signer_hsm.c is not in the tree yet: weak references keep the
- * program linking; open_state() refuses to run without it.
- * TODO(media): drop once audit/signer_hsm.c lands.
- */
-#pragma weak kr_hsm_signer_open
-#pragma weak kr_hsm_signer_close
-
 /* ------------------------------------------------------------ threads */
 
 struct pfor {
@@ -259,9 +251,6 @@ open_state(struct batch *b)
 	if ((r = kr_snprintf(pinspec, sizeof(pinspec), "file:%s",
 	    b->paths.audit_pin)) != 0)
 		return r;
-	if (kr_hsm_signer_open == NULL)
-		return kr_errf(KR_ERR_UNSUPPORTED, "audit checkpoint signer "
-		    "(audit/signer_hsm.c) is not built in");
 	if ((r = kr_hsm_signer_open(b->module, b->cfg.token_audit,
 	    b->cfg.audit_key_label[0] ? b->cfg.audit_key_label : NULL,
 	    pinspec, kr_log_origin(b->log), &b->signer, &b->hsigner)) != 0)
@@ -294,19 +283,27 @@ open_hsm(struct batch *b)
 	if ((r = kr_read_secret(b->o->pin_spec, "issuing token PIN: ",
 	    &b->pin, &b->pinlen, KR_PIN_MAX)) != 0)
 		return kr_errctx(r, "issuing token PIN");
+	/*
+	 * One token session and one key. libp11 sets up its slot list and
+	 * key objects lazily and not thread-safely, so that happens here,
+	 * single-threaded (kr_hsm_evp_private); its signing then takes a
+	 * session from the slot's session pool, one PKCS#11 session per
+	 * concurrent signature, so every worker signs through this key.
+	 */
+	if ((r = kr_token_open(b->hsm, b->cfg.token_issuing, b->pin,
+	    b->pinlen, &b->w[0].tok)) != 0 ||
+	    (r = kr_token_find_key(b->w[0].tok, b->cfg.key_issuing,
+	    &b->w[0].key)) != 0)
+		return r;
 	for (i = 0; i < b->nw; i++) {
-		struct worker *w = &b->w[i];
-
-		if ((r = kr_token_open(b->hsm, b->cfg.token_issuing, b->pin,
-		    b->pinlen, &w->tok)) != 0 ||
-		    (r = kr_token_find_key(w->tok, b->cfg.key_issuing,
-		    &w->key)) != 0)
-			return r;
-		w->iss.cert = b->icert;
-		w->iss.key = w->key;
-		if (i == 0 && (r = kr_issuer_check(&w->iss)) != 0)
-			return r;
+		b->w[i].iss.cert = b->icert;
+		b->w[i].iss.key = b->w[0].key;
 	}
+	if ((r = kr_issuer_check(&b->w[0].iss)) != 0)
+		return r;
+	if (kr_key_type(b->w[0].key) != KR_KEY_ED25519 &&
+	    (r = kr_hsm_evp_private(b->w[0].key, &pk)) != 0)
+		return r;
 	kr_secure_free(b->pin, KR_PIN_MAX);
 	b->pin = NULL;
 	return 0;
@@ -325,8 +322,7 @@ close_all(struct batch *b)
 	if (b->pin != NULL)
 		kr_secure_free(b->pin, KR_PIN_MAX);
 	X509_free(b->icert);
-	if (kr_hsm_signer_close != NULL)
-		kr_hsm_signer_close(b->hsigner);
+	kr_hsm_signer_close(b->hsigner);
 	kr_log_close(b->log);
 	kr_policy_free(b->pol);
 	kr_media_free(b->m);

@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "lib/util.h"
@@ -424,6 +425,17 @@ kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
 		r = 0;
 		goto out;
 	}
+	/* The CA's device profile has the last word on key types. */
+	kr_err_clear();
+	if ((r = kr_csr_check_profile(q->csr, kr_config_profile(&b->cfg,
+	    KR_CERT_DEVICE))) != 0) {
+		if (r != KR_ERR_POLICY)
+			goto out;
+		rejectf(q, kr_decision_str(KR_DEC_CURVE_NOT_ALLOWED),
+		    kr_err_detail());
+		r = 0;
+		goto out;
+	}
 	if ((r = kr_batch_idset_add(&b->seen, q->dev.unique_id)) < 0)
 		goto out;
 	snprintf(q->msg, sizeof(q->msg), "%s", v.message);
@@ -532,8 +544,19 @@ kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q)
 		hw.serial = (const uint8_t *)q->dev.unique_id;
 		hw.len = idlen;
 	}
-	if ((r = kr_ca_random_serial(w->tok, NULL, NULL, serial)) != 0)
-		goto out;
+	/*
+	 * Serials from OpenSSL's CSPRNG, not kr_ca_random_serial(): once
+	 * libp11 has logged in, the token's raw session is gone, and the
+	 * workers share no raw session anyway. 16 octets, positive, first
+	 * octet nonzero; uniqueness is enforced by kr_log_intent().
+	 */
+	do {
+		if (RAND_bytes(serial, sizeof(serial)) != 1) {
+			r = kr_err_ssl("serial");
+			goto out;
+		}
+		serial[0] &= 0x7f;
+	} while (serial[0] == 0);
 	r = kr_ca_prepare_device(kr_config_profile(&b->cfg, KR_CERT_DEVICE),
 	    &w->iss, q->csr, nm, serial, &hw, b->now, &q->prep);
  out:

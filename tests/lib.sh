@@ -46,3 +46,12 @@ kr_ca_setup() {
 # kr_softhsm_env DIR: point pkcs11-tool & co at DIR's embedded SoftHSM2.
 kr_softhsm_env() { export SOFTHSM2_CONF="$1/softhsm2.conf"; }
 SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+# --- media/ helpers ----------------------------------------------------
+# kr_batch_setup DIR: kr_ca_setup, with a device profile that takes P-256
+# and P-384 CSRs and carries the chip id as HardwareModuleName.
+kr_batch_setup() {
+	kr_ca_setup "$1" || return 1
+	sed -i -e 's/^    algorithms: \[p256\]$/    algorithms: [p256, p384]/' \
+	    -e 's/^    hardware_module_name: false$/    hardware_module_name: true/' "$1/keyroom.yaml"
+}
