@@ -98,6 +98,17 @@ int kr_log_create(const char *dir, const char *origin) KR_WUR;
 int kr_log_open(const char *dir, int flags, struct kr_log **out) KR_WUR;
 void kr_log_close(struct kr_log *log);
 
+/*
+ * First transaction of a new log: the init entry carrying the signer's
+ * vkey (the verifier trusts it when no --vkey is given), plus an
+ * optional key-generate entry for the audit key (key_token/key_label
+ * non-NULL), and the first checkpoint. KR_ERR_STATE if the log is not
+ * empty. config_sha256 (hex) may be NULL.
+ */
+int kr_log_init(struct kr_log *log, const struct kr_note_signer *signer,
+    const char *actor, const char *config_sha256, const char *key_token,
+    const char *key_label, char **out_note) KR_WUR;
+
 /* The log's origin (borrowed, valid until kr_log_close). */
 const char *kr_log_origin(const struct kr_log *log);
 /* The underlying env, for mdb_env_copy2 and the like (borrowed). */

@@ -633,3 +633,38 @@ kr_log_tree_hash(struct kr_log *log, MDB_txn *txn, uint64_t size,
 
 	return kr_merkle_tree_hash(size, kr_log_read_hash, &rd, root);
 }
+
+int
+kr_log_init(struct kr_log *log, const struct kr_note_signer *signer,
+    const char *actor, const char *config_sha256, const char *key_token,
+    const char *key_label, char **out_note)
+{
+	struct kr_ltx *ltx = NULL;
+	uint8_t h[32];
+	char vk[512], hex[65];
+	int r;
+
+	if ((r = kr_note_vkey(signer->name, signer->pub, vk, sizeof(vk))) != 0)
+		return r;
+	if ((r = kr_log_begin(log, &ltx)) != 0)
+		return r;
+	if (ltx->size0 != 0) {
+		kr_ltx_abort(ltx);
+		return kr_errf(KR_ERR_STATE, "audit log already initialised");
+	}
+	if ((r = kr_ltx_appendf(ltx, KR_E_INIT, actor, NULL, "vkey", vk,
+	    "config-sha256", config_sha256, NULL)) != 0)
+		goto fail;
+	if (key_token != NULL && key_label != NULL) {
+		kr_sha256(signer->pub, 32, h);
+		kr_hex(h, 32, hex);
+		if ((r = kr_ltx_appendf(ltx, KR_E_KEY_GENERATE, actor, NULL,
+		    "token", key_token, "label", key_label, "algorithm",
+		    "ed25519", "pubkey-sha256", hex, NULL)) != 0)
+			goto fail;
+	}
+	return kr_ltx_commit(ltx, signer, out_note);
+ fail:
+	kr_ltx_abort(ltx);
+	return r;
+}

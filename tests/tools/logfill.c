@@ -90,7 +90,7 @@ main(int argc, char **argv)
 	struct kr_ltx *ltx = NULL;
 	MDB_txn *rt;
 	EVP_PKEY *pk;
-	char path[4096], vk[512], a[64], b[64], *note = NULL;
+	char path[4096], a[64], b[64], *note = NULL;
 	uint64_t size, *ints;
 	uint8_t *der;
 	double t0;
@@ -136,14 +136,9 @@ main(int argc, char **argv)
 	    (r = kr_log_size(log, rt, &size)) != 0)
 		die("size", r);
 	mdb_txn_abort(rt);
-	if (size == 0) {
-		if ((r = kr_note_vkey(s.name, s.pub, vk, sizeof(vk))) != 0 ||
-		    (r = kr_log_begin(log, &ltx)) != 0 ||
-		    (r = kr_ltx_appendf(ltx, KR_E_INIT, "logfill", NULL,
-		    "vkey", vk, NULL)) != 0 ||
-		    (r = kr_ltx_commit(ltx, &s, NULL)) != 0)
-			die("init", r);
-	}
+	if (size == 0 && (r = kr_log_init(log, &s, "logfill", NULL, NULL, NULL,
+	    NULL)) != 0)
+		die("init", r);
 	if (recover) {
 		size_t nr;
 
