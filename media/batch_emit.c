@@ -127,9 +127,13 @@ emit_cert(struct batch *b, struct req *q)
 		r = kr_err_ssl("%s: serial", q->path);
 		goto out;
 	}
+	/* Same form as the log's serial: lower-case hex, no leading 0s. */
 	for (i = 0; sh[i]; i++)
 		sh[i] = (char)(sh[i] >= 'A' && sh[i] <= 'F' ? sh[i] + 32 :
 		    sh[i]);
+	for (i = 0; sh[i] == '0' && sh[i + 1] != 0; i++)
+		;
+	memmove(sh, sh + i, strlen(sh + i) + 1);
 	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
 	    q->dev.unique_id)) != 0 ||
 	    (r = kr_out_write(b->out, rel, pem, pemlen)) != 0)

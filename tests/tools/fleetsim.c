@@ -497,7 +497,8 @@ bad_actor(struct sim *s, const char *k, long j)
 	char name[128], cn[80], path[4400];
 	X509_REQ *r = NULL;
 	EVP_PKEY *other = NULL;
-	long base = 1000000 + j * 16;
+	static long calls;
+	long base = 1000000 + 16 * calls++;	/* distinct devices per actor */
 
 	snprintf(name, sizeof(name), "bad-%s-%02ld.csr", k, j);
 	if (strcmp(k, "grey") == 0) {
