@@ -13,16 +13,21 @@
 
 #define MAX_KV 16
 
+/* An empty log gets its first entry: init, with the checkpoint key. */
 static int
-create_log(struct kr_appl *a)
+first_entry(struct kr_appl *a)
 {
 	struct kr_ltx *ltx = NULL;
+	MDB_txn *txn = NULL;
+	uint64_t size = 0;
 	char vkey[512];
 	int r;
 
-	if ((r = kr_log_create(a->paths.log, a->cfg.audit_origin)) != 0)
+	if ((r = kr_log_read_begin(a->log, &txn)) != 0)
 		return r;
-	if ((r = kr_log_open(a->paths.log, KR_LOG_WRITE, &a->log)) != 0)
+	r = kr_log_size(a->log, txn, &size);
+	mdb_txn_abort(txn);
+	if (r != 0 || size != 0)
 		return r;
 	if ((r = kr_note_vkey(a->signer.name, a->signer.pub, vkey,
 	    sizeof(vkey))) != 0 || (r = kr_log_begin(a->log, &ltx)) != 0)
@@ -33,6 +38,16 @@ create_log(struct kr_appl *a)
 		return r;
 	}
 	return kr_ltx_commit(ltx, &a->signer, NULL);
+}
+
+static int
+create_log(struct kr_appl *a)
+{
+	int r;
+
+	if ((r = kr_log_create(a->paths.log, a->cfg.audit_origin)) != 0)
+		return r;
+	return kr_log_open(a->paths.log, KR_LOG_WRITE, &a->log);
 }
 
 int
@@ -59,7 +74,7 @@ kr_appl_open(const char *state, int create, struct kr_appl **out)
 	r = kr_log_open(a->paths.log, KR_LOG_WRITE, &a->log);
 	if (r == KR_ERR_NOT_FOUND && create && access(a->paths.log, F_OK) != 0)
 		r = create_log(a);
-	if (r != 0)
+	if (r != 0 || (create && (r = first_entry(a)) != 0))
 		goto out;
 	if ((r = kr_log_recover(a->log, &a->signer, "ceremony", NULL)) != 0)
 		goto out;

@@ -53,7 +53,8 @@ has_step(const struct kr_script *s, enum kr_step_type t)
 	return 0;
 }
 
-/* A genesis + intermediate with the script's quorums (or 1-of-1). */
+/* A genesis (+ intermediate unless the script makes one) with the
+ * script's quorums (or 1-of-1). */
 static int
 write_bootstrap(const struct kr_script *s, const char *path)
 {
@@ -87,9 +88,10 @@ write_bootstrap(const struct kr_script *s, const char *path)
 	    "  - do: split-pin\n    token: root\n"
 	    "  - do: split-pin\n    token: issuing\n"
 	    "  - do: generate-key\n    token: root\n"
-	    "  - do: self-sign-root\n"
-	    "  - do: generate-key\n    token: issuing\n"
-	    "  - do: sign-intermediate\n");
+	    "  - do: self-sign-root\n");
+	if (!has_step(s, KR_STEP_SIGN_INTERMEDIATE))
+		ADD("  - do: generate-key\n    token: issuing\n"
+		    "  - do: sign-intermediate\n");
 #undef ADD
 	return kr_write_new_file(path, t.b, t.n, 0600);
 }

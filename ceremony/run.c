@@ -525,6 +525,8 @@ crun_free_roles(struct crun *c)
 	int i;
 
 	for (i = 0; i < ROLE__COUNT; i++) {
+		kr_key_free(c->role[i].key);
+		c->role[i].key = NULL;
 		kr_token_close(c->role[i].tok);
 		c->role[i].tok = NULL;
 		kr_secure_free(c->role[i].pin, KR_PIN_MAX);

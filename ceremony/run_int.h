@@ -20,6 +20,7 @@ struct crole {
 	uint8_t *secret;		/* new PIN secret (secure), until split */
 	int existed;			/* token existed before init-tokens */
 	struct kr_token *tok;		/* logged in */
+	struct kr_key *key;		/* the role's CA key, found once */
 	char *pin;			/* secure KR_PIN_MAX, while tok open */
 	size_t pinlen;
 };

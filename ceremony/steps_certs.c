@@ -165,6 +165,12 @@ write_pem(const char *path, const X509 *x, int replace)
 	return r;
 }
 
+/*
+ * The role's CA key, found once per ceremony and kept (borrowed by the
+ * caller): libp11 opens its own session with C_CloseAllSessions on first
+ * use, after which the token's raw session is gone, so nothing here
+ * touches the CA tokens' raw sessions again after signing.
+ */
 static int
 role_key(struct crun *c, int role, struct kr_key **key)
 {
@@ -172,10 +178,42 @@ role_key(struct crun *c, int role, struct kr_key **key)
 	int r;
 
 	*key = NULL;
-	if ((r = crun_token(c, role, &tok)) != 0)
+	if (c->role[role].key != NULL) {
+		*key = c->role[role].key;
+		return 0;
+	}
+	if ((r = crun_token(c, role, &tok)) != 0 ||
+	    (r = kr_token_find_key(tok, role == ROLE_ROOT ? c->a->cfg.key_root :
+	    c->a->cfg.key_issuing, &c->role[role].key)) != 0)
 		return r;
-	return kr_token_find_key(tok, role == ROLE_ROOT ? c->a->cfg.key_root :
-	    c->a->cfg.key_issuing, key);
+	*key = c->role[role].key;
+	return 0;
+}
+
+/*
+ * A fresh serial (KR_SERIAL_LEN bytes, positive, first byte nonzero) from
+ * the HSM RNG through a public session of the audit token, never used by
+ * this issuer before.
+ */
+static int
+new_serial(struct crun *c, const char *issuer, uint8_t out[KR_SERIAL_LEN])
+{
+	struct used_arg ua = { c, issuer };
+	int tries, r;
+
+	for (tries = 0; tries < 8; tries++) {
+		if ((r = kr_hsm_random_public(c->a->hsm, c->a->cfg.token_audit,
+		    out, KR_SERIAL_LEN)) != 0)
+			return r;
+		out[0] &= 0x7f;
+		if (out[0] == 0)
+			continue;
+		if ((r = serial_used(&ua, out, KR_SERIAL_LEN)) < 0)
+			return r;
+		if (r == 0)
+			return 0;
+	}
+	return kr_errf(KR_ERR_EXISTS, "no unused serial after 8 draws");
 }
 
 static void
@@ -191,7 +229,6 @@ int
 step_self_sign_root(struct crun *c, const struct kr_step *st)
 {
 	struct kr_key *key = NULL;
-	struct used_arg ua;
 	uint8_t serial[KR_SERIAL_LEN];
 	char issuer[65], sh[41];
 	X509 *x = NULL;
@@ -204,10 +241,7 @@ step_self_sign_root(struct crun *c, const struct kr_step *st)
 	if ((r = role_key(c, ROLE_ROOT, &key)) != 0 ||
 	    (r = issuer_id_of_key(key, issuer)) != 0)
 		goto out;
-	ua.c = c;
-	ua.issuer = issuer;
-	if ((r = kr_ca_random_serial(kr_key_token(key), serial_used, &ua,
-	    serial)) != 0 ||
+	if ((r = new_serial(c, issuer, serial)) != 0 ||
 	    (r = kr_ca_make_root(&c->a->cfg.root, key, serial, time(NULL),
 	    &x)) != 0 ||
 	    (r = log_cert(c, x, issuer)) != 0 ||
@@ -219,7 +253,6 @@ step_self_sign_root(struct crun *c, const struct kr_step *st)
 	cert_fingerprint(c, "root certificate", x);
  out:
 	X509_free(x);
-	kr_key_free(key);
 	return r;
 }
 
@@ -228,7 +261,6 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 {
 	struct kr_key *rkey = NULL, *ikey = NULL;
 	struct kr_issuer iss;
-	struct used_arg ua;
 	uint8_t serial[KR_SERIAL_LEN];
 	char issuer[65], sh[41], *p1 = NULL, *p2 = NULL, *chain = NULL;
 	size_t l1 = 0, l2 = 0;
@@ -246,11 +278,8 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 		goto out;
 	iss.cert = root;
 	iss.key = rkey;
-	ua.c = c;
-	ua.issuer = issuer;
 	if ((r = kr_issuer_check(&iss)) != 0 ||
-	    (r = kr_ca_random_serial(kr_key_token(rkey), serial_used, &ua,
-	    serial)) != 0 ||
+	    (r = new_serial(c, issuer, serial)) != 0 ||
 	    (r = kr_ca_make_intermediate(&c->a->cfg.intermediate, &iss,
 	    kr_hsm_pubkey(ikey), serial, time(NULL), &x)) != 0 ||
 	    (r = log_cert(c, x, issuer)) != 0)
@@ -279,8 +308,6 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 	free(chain);
 	X509_free(root);
 	X509_free(x);
-	kr_key_free(rkey);
-	kr_key_free(ikey);
 	return r;
 }
 
@@ -573,7 +600,6 @@ step_issue_crl(struct crun *c, const struct kr_step *st)
 	BIO_free(b);
 	X509_CRL_free(crl);
 	X509_free(x);
-	kr_key_free(key);
 	free(v);
 	return r;
 }

@@ -412,6 +412,9 @@ step_generate_key(struct crun *c, const struct kr_step *st)
 	crun_detail(c, "%s key '%s' in token %s", kr_key_type_name(type),
 	    klabel, kr_token_label(tok));
 	crun_fingerprint(c, "public key", h);
+	kr_key_free(c->role[role].key);
+	c->role[role].key = key;	/* kept for this ceremony's steps */
+	key = NULL;
  out:
 	kr_key_free(key);
 	return r;
