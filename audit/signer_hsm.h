@@ -35,4 +35,21 @@ int kr_hsm_signer_open_hsm(struct kr_hsm *hsm, const char *token,
     const char *key_label, const char *pin_spec, const char *name,
     struct kr_note_signer *s, struct kr_hsm_signer **out) KR_WUR;
 
+/*
+ * A signer around an audit key the caller already holds (e.g. keyroom
+ * init right after generating it): key is borrowed and must outlive *s.
+ * KR_ERR_UNSUPPORTED if the key is not Ed25519.
+ */
+struct kr_key;
+int kr_signer_hsm_key(struct kr_key *key, const char *name,
+    struct kr_note_signer *s) KR_WUR;
+
+/*
+ * The state directory's audit signer: keyroom.yaml's module (or the
+ * embedded SoftHSM2), audit token and key label, PIN from
+ * <state>/audit-token.pin, key name = name (the log origin).
+ */
+int kr_hsm_signer_open_state(const char *state, const char *name,
+    struct kr_note_signer *s, struct kr_hsm_signer **out) KR_WUR;
+
 #endif

@@ -6,7 +6,9 @@
  * (a crash between intent and issued) or a recovery run.
  *
  * usage: logfill [-o ORIGIN] [-k KEY.pem] [-n N] [-c CHUNK] [-m CERTS]
- *                [-i OPEN_INTENTS] [-r] [-p] [-q] DIR
+ *                [-i OPEN_INTENTS] [-r] [-p] [-q] [-S STATE] DIR
+ * -S: sign checkpoints with the state directory's HSM audit key
+ * (SoftHSM2 through ca/hsm.h) instead of the in-memory key.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +23,7 @@
 #include <openssl/x509.h>
 
 #include "audit/audit.h"
+#include "audit/signer_hsm.h"
 #include "lib/util.h"
 
 static EVP_PKEY *
@@ -82,7 +85,8 @@ die(const char *what, int r)
 int
 main(int argc, char **argv)
 {
-	const char *origin = "keyroom.test/log", *keyf = NULL;
+	const char *origin = "keyroom.test/log", *keyf = NULL, *state = NULL;
+	struct kr_hsm_signer *hs = NULL;
 	uint64_t n = 10, chunk = 100, certs = 0, openi = 0, i, j, base, idx;
 	int recover = 0, print = 0, quiet = 0, ch, r, dl;
 	struct kr_note_signer s;
@@ -96,7 +100,7 @@ main(int argc, char **argv)
 	double t0;
 	struct stat st;
 
-	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpq")) != -1) {
+	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpqS:")) != -1) {
 		switch (ch) {
 		case 'o': origin = optarg; break;
 		case 'k': keyf = optarg; break;
@@ -107,6 +111,7 @@ main(int argc, char **argv)
 		case 'r': recover = 1; break;
 		case 'p': print = 1; break;
 		case 'q': quiet = 1; break;
+		case 'S': state = optarg; break;
 		default:
 			fprintf(stderr, "usage: logfill [-o ORIGIN] [-k KEY] "
 			    "[-n N] [-c CHUNK] [-m CERTS] [-i OPEN] [-r] [-p] "
@@ -130,7 +135,11 @@ main(int argc, char **argv)
 		die("create", r);
 	if ((r = kr_log_open(argv[optind], KR_LOG_WRITE, &log)) != 0)
 		die("open", r);
-	if ((r = kr_signer_evp(&s, kr_log_origin(log), pk)) != 0)
+	if (state != NULL)
+		r = kr_hsm_signer_open_state(state, kr_log_origin(log), &s, &hs);
+	else
+		r = kr_signer_evp(&s, kr_log_origin(log), pk);
+	if (r != 0)
 		die("signer", r);
 	if ((r = kr_log_read_begin(log, &rt)) != 0 ||
 	    (r = kr_log_size(log, rt, &size)) != 0)
@@ -267,6 +276,7 @@ main(int argc, char **argv)
 	}
 	free(ints);
 	kr_log_close(log);
+	kr_hsm_signer_close(hs);
 	EVP_PKEY_free(pk);
 	return 0;
 }
