@@ -120,7 +120,7 @@ kr_hwname_decode(const GENERAL_NAME *gen, KR_HWMODNAME **out)
 }
 
 int
-kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
+kr_asn1_signed(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
     const uint8_t *sig, size_t siglen, uint8_t **der, size_t *derlen)
 {
 	KR_SIGNED *s = NULL;
@@ -136,8 +136,9 @@ kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
 		goto ssl;
 	ASN1_TYPE_set(s->tbs, V_ASN1_SEQUENCE, seq);
 	seq = NULL;
-	if (!X509_ALGOR_set0(s->alg, OBJ_nid2obj(alg_nid), V_ASN1_UNDEF,
-	    NULL) || !ASN1_BIT_STRING_set(s->sig, (unsigned char *)
+	X509_ALGOR_free(s->alg);
+	if ((s->alg = X509_ALGOR_dup(alg)) == NULL ||
+	    !ASN1_BIT_STRING_set(s->sig, (unsigned char *)
 	    (uintptr_t)sig, (int)siglen))
 		goto ssl;
 	/* No unused bits (as ASN1_item_sign sets it). */
@@ -157,6 +158,23 @@ kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
 	ASN1_STRING_free(seq);
 	KR_SIGNED_free(s);
 	return r;
+}
+
+int
+kr_ca_sig_nid(enum kr_key_type t)
+{
+	switch (t) {
+	case KR_KEY_P256:
+		return NID_ecdsa_with_SHA256;
+	case KR_KEY_P384:
+		return NID_ecdsa_with_SHA384;
+	case KR_KEY_RSA3072:
+		return NID_sha256WithRSAEncryption;
+	case KR_KEY_ED25519:
+		return NID_ED25519;
+	default:
+		return NID_undef;
+	}
 }
 
 const EVP_MD *

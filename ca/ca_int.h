@@ -33,12 +33,14 @@ int kr_hwname_general_name(const char *hw_type, const uint8_t *serial,
 int kr_hwname_decode(const GENERAL_NAME *gen, KR_HWMODNAME **out);
 
 /*
- * Assemble SEQUENCE { tbs, AlgorithmIdentifier(alg_nid, no params),
- * BIT STRING sig } - a Certificate or CertificateList - into *der
- * (OPENSSL_malloc'd).
+ * Assemble SEQUENCE { tbs, alg (copied), BIT STRING sig } - a Certificate
+ * or CertificateList - into *der (OPENSSL_malloc'd).
  */
-int kr_asn1_signed(const uint8_t *tbs, size_t tbslen, int alg_nid,
+int kr_asn1_signed(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
     const uint8_t *sig, size_t siglen, uint8_t **der, size_t *derlen) KR_WUR;
+
+/* Signature algorithm NID of an issuer key type. */
+int kr_ca_sig_nid(enum kr_key_type t);
 
 /* Digest an issuer key type signs with (NULL for Ed25519). */
 const EVP_MD *kr_ca_md(enum kr_key_type t);
@@ -52,7 +54,12 @@ int kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out) KR_WUR;
 /* Subject key identifier bytes of a certificate (borrowed) or NULL. */
 const ASN1_OCTET_STRING *kr_ca_ski(const X509 *x);
 
-/* Sign the TBS of x (or crl) with an HSM key; see cert.c. */
+/*
+ * Sign the TBS of *x (or *crl) with an HSM key: libp11 for ECDSA/RSA when
+ * it can, else C_Sign + assembly (replacing *x / *crl). The object must
+ * already carry the key's signature AlgorithmIdentifier (from the
+ * throwaway-key signature); KR_ERR_INTERNAL otherwise.
+ */
 int kr_ca_hsm_sign(struct kr_key *key, X509 **x, X509_CRL **crl) KR_WUR;
 
 /* CRL lint (crl.c). */

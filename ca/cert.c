@@ -343,22 +343,40 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 	uint8_t sig[KR_HSM_SIG_MAX], *der = NULL;
 	unsigned char *tbs = NULL;
 	const unsigned char *q;
+	const X509_ALGOR *alg = NULL;
 	size_t siglen = sizeof(sig), derlen = 0;
 	X509 *nx = NULL;
 	X509_CRL *ncrl = NULL;
 	int n, r;
 
-	if (t != KR_KEY_ED25519)
-		return kr_hsm_x509_sign(key, xp != NULL ? *xp : NULL,
+	if (t != KR_KEY_ED25519) {
+		r = kr_hsm_x509_sign(key, xp != NULL ? *xp : NULL,
 		    crlp != NULL ? *crlp : NULL, kr_ca_md(t));
-	/* Ed25519: libp11 cannot; C_Sign the TBS and assemble. */
-	n = xp != NULL ? i2d_re_X509_tbs(*xp, &tbs) :
-	    i2d_re_X509_CRL_tbs(*crlp, &tbs);
-	if (n <= 0)
+		if (r != KR_ERR_UNSUPPORTED)
+			return r;
+		kr_err_clear();		/* libp11 cannot: sign raw below */
+	}
+	/*
+	 * C_Sign the TBS as encoded (its signature AlgorithmIdentifier was
+	 * set by the throwaway-key signature) and assemble the object.
+	 */
+	if (xp != NULL) {
+		X509_get0_signature(NULL, &alg, *xp);
+		n = i2d_re_X509_tbs(*xp, &tbs);
+	} else {
+		X509_CRL_get0_signature(*crlp, NULL, &alg);
+		n = i2d_re_X509_CRL_tbs(*crlp, &tbs);
+	}
+	if (n <= 0 || alg == NULL)
 		return kr_err_ssl("encoding TBS");
+	if (OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t)) {
+		OPENSSL_free(tbs);
+		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
+		    "not match the %s key", kr_key_type_name(t));
+	}
 	if ((r = kr_hsm_sign_raw(key, tbs, (size_t)n, sig, &siglen)) != 0 ||
-	    (r = kr_asn1_signed(tbs, (size_t)n, NID_ED25519, sig, siglen,
-	    &der, &derlen)) != 0)
+	    (r = kr_asn1_signed(tbs, (size_t)n, alg, sig, siglen, &der,
+	    &derlen)) != 0)
 		goto out;
 	q = der;
 	if (xp != NULL) {

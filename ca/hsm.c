@@ -9,6 +9,7 @@
 
 #include <libp11.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -20,6 +21,7 @@
 
 struct kr_hsm {
 	struct kr_p11 raw;
+	struct kr_token *open;	/* open tokens (login is per application) */
 	PKCS11_CTX *ctx;
 	int ctx_loaded;
 	PKCS11_SLOT *slots;
@@ -34,6 +36,7 @@ struct kr_token {
 	char *pin;		/* kr_secure_alloc'd, NUL-terminated */
 	size_t pinlen;
 	PKCS11_SLOT *p11slot;	/* libp11's view, set up lazily */
+	struct kr_token *next;	/* in hsm->open */
 };
 
 struct kr_key {
@@ -45,6 +48,7 @@ struct kr_key {
 	CK_OBJECT_HANDLE priv;
 	EVP_PKEY *pub;
 	EVP_PKEY *p11priv;	/* libp11 EVP_PKEY (ECDSA/RSA), lazily */
+	int p11_off;		/* libp11 failed once: sign raw from now on */
 };
 
 static const struct {
@@ -263,7 +267,7 @@ int
 kr_token_open(struct kr_hsm *h, const char *label, const char *pin,
     size_t pinlen, struct kr_token **out)
 {
-	struct kr_token *t = NULL;
+	struct kr_token *t = NULL, *o;
 	int r;
 
 	*out = NULL;
@@ -286,10 +290,29 @@ kr_token_open(struct kr_hsm *h, const char *label, const char *pin,
 	memcpy(t->pin, pin, pinlen);
 	t->pin[pinlen] = '\0';
 	t->pinlen = pinlen;
-	if ((r = find_token(h, label, &t->slot)) != 0 ||
-	    (r = kr_p11_open(&h->raw, t->slot, 1, &t->s, label)) != 0 ||
+	if ((r = find_token(h, label, &t->slot)) != 0)
+		goto out;
+	/*
+	 * Login state is per application: with the token already open here,
+	 * C_Login would answer CKR_USER_ALREADY_LOGGED_IN for any PIN. Check
+	 * the PIN against the open one instead.
+	 */
+	for (o = h->open; o != NULL; o = o->next) {
+		if (o->slot != t->slot)
+			continue;
+		if (o->pinlen != t->pinlen ||
+		    CRYPTO_memcmp(o->pin, t->pin, t->pinlen) != 0) {
+			r = kr_errf(KR_ERR_PIN, "token %s: wrong PIN (differs "
+			    "from the PIN of its open session)", label);
+			goto out;
+		}
+		break;
+	}
+	if ((r = kr_p11_open(&h->raw, t->slot, 1, &t->s, label)) != 0 ||
 	    (r = kr_p11_login(&h->raw, t->s, t->pin, t->pinlen, label)) != 0)
 		goto out;
+	t->next = h->open;
+	h->open = t;
 	*out = t;
 	t = NULL;
 	r = 0;
@@ -301,10 +324,24 @@ kr_token_open(struct kr_hsm *h, const char *label, const char *pin,
 void
 kr_token_close(struct kr_token *t)
 {
+	struct kr_token **pp, *o;
+	int shared = 0;
+
 	if (t == NULL)
 		return;
+	for (pp = &t->hsm->open; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	for (o = t->hsm->open; o != NULL; o = o->next)
+		if (o->slot == t->slot)
+			shared = 1;
 	if (t->s != CK_INVALID_HANDLE) {
-		(void)t->hsm->raw.f->C_Logout(t->s);
+		/* Logging out would log out the other open handles too. */
+		if (!shared)
+			(void)t->hsm->raw.f->C_Logout(t->s);
 		(void)t->hsm->raw.f->C_CloseSession(t->s);
 	}
 	kr_secure_free(t->pin, KR_PIN_MAX);
@@ -330,7 +367,13 @@ p11_slot(struct kr_token *t, int force)
 		return 0;
 	if ((r = ensure_libp11(h)) != 0)
 		return r;
-	if (PKCS11_update_slots(h->ctx, &h->slots, &h->nslots) != 0)
+	/*
+	 * One slot list for the life of the module (re-listing would move
+	 * the slots other tokens point into); tokens are all initialised
+	 * before libp11 is loaded.
+	 */
+	if (h->slots == NULL &&
+	    PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0)
 		return kr_err_ssl("token %s: libp11 slot list", t->label);
 	t->p11slot = NULL;
 	for (i = 0; i < h->nslots; i++) {
@@ -436,6 +479,34 @@ load_key(struct kr_token *t, struct kr_key *k)
 	return r;
 }
 
+/* Find k's private key handle again (same label and CKA_ID). */
+static int
+reload_handle(struct kr_token *t, struct kr_key *k)
+{
+	struct kr_p11 *p = &t->hsm->raw;
+	CK_OBJECT_HANDLE privs[2];
+	uint8_t *id = NULL;
+	size_t n = 0, idlen = 0;
+	int r;
+
+	if ((r = kr_p11_find(p, t->s, k->label, CKO_PRIVATE_KEY, privs, 2,
+	    &n)) != 0)
+		return r;
+	if (n != 1)
+		return kr_errf(KR_ERR_NOT_FOUND, "token %s: key '%s' gone "
+		    "after session recovery", t->label, k->label);
+	if ((r = kr_p11_attr(p, t->s, privs[0], CKA_ID, &id, &idlen)) != 0)
+		return r;
+	if (idlen != k->idlen || memcmp(id, k->id, idlen) != 0) {
+		free(id);
+		return kr_errf(KR_ERR_KEY_MISMATCH, "token %s: key '%s' "
+		    "changed during session recovery", t->label, k->label);
+	}
+	free(id);
+	k->priv = privs[0];
+	return 0;
+}
+
 static int
 new_key(struct kr_token *t, const char *label, struct kr_key **out)
 {
@@ -489,8 +560,6 @@ kr_token_recover(struct kr_token *t)
 		    t->label)) != 0)
 			return kr_errctx(r, "reopening session");
 	}
-	if (t->p11slot != NULL && (r = p11_slot(t, 1)) != 0)
-		return kr_errctx(r, "reopening libp11 session");
 	return 0;
 }
 
@@ -667,16 +736,10 @@ kr_hsm_sign_raw(struct kr_key *k, const uint8_t *msg, size_t len,
 	rv = kr_p11_sign(p, t->s, k->priv, mech, in, inlen, buf, &blen);
 	if (kr_p11_session_lost(rv) || rv == CKR_OBJECT_HANDLE_INVALID ||
 	    rv == CKR_KEY_HANDLE_INVALID) {
-		if ((r = kr_token_recover(t)) != 0)
+		/* Private object handles do not survive a logout: find again. */
+		if ((r = kr_token_recover(t)) != 0 ||
+		    (r = reload_handle(t, k)) != 0)
 			return r;
-		/* Handles may not survive a session loss: find again. */
-		if (rv == CKR_KEY_HANDLE_INVALID || rv ==
-		    CKR_OBJECT_HANDLE_INVALID) {
-			EVP_PKEY_free(k->pub);
-			k->pub = NULL;
-			if ((r = load_key(t, k)) != 0)
-				return r;
-		}
 		blen = sizeof(buf);
 		rv = kr_p11_sign(p, t->s, k->priv, mech, in, inlen, buf,
 		    &blen);
@@ -711,8 +774,12 @@ kr_hsm_evp_private(struct kr_key *k, EVP_PKEY **out)
 	}
 	if ((r = p11_slot(t, 0)) != 0)
 		return r;
-	if (PKCS11_enumerate_keys(t->p11slot->token, &keys, &n) != 0)
-		return kr_err_ssl("token %s: libp11 key list", t->label);
+	if (PKCS11_enumerate_keys(t->p11slot->token, &keys, &n) != 0) {
+		/* e.g. libp11 0.4.12 with an EdDSA key in the same token */
+		(void)kr_err_ssl("x");
+		return kr_errf(KR_ERR_UNSUPPORTED, "token %s: libp11 cannot "
+		    "list its keys", t->label);
+	}
 	for (i = 0; i < n; i++) {
 		if (keys[i].label == NULL ||
 		    strcmp(keys[i].label, k->label) != 0 ||
@@ -725,33 +792,37 @@ kr_hsm_evp_private(struct kr_key *k, EVP_PKEY **out)
 		*out = k->p11priv;
 		return 0;
 	}
-	return kr_errf(KR_ERR_NOT_FOUND, "token %s: libp11 does not find key "
-	    "'%s'", t->label, k->label);
+	return kr_errf(KR_ERR_UNSUPPORTED, "token %s: libp11 does not find "
+	    "key '%s'", t->label, k->label);
 }
 
 int
 kr_hsm_x509_sign(struct kr_key *k, X509 *x, X509_CRL *crl, const EVP_MD *md)
 {
 	EVP_PKEY *pk = NULL;
-	int attempt, ok = 0, r;
+	int ok, r;
 
-	for (attempt = 0; attempt < 2 && !ok; attempt++) {
-		if (attempt > 0) {
-			/* A lost session: reopen, fetch libp11's key again. */
-			ERR_clear_error();
-			if ((r = kr_token_recover(k->tok)) != 0)
-				return r;
-			EVP_PKEY_free(k->p11priv);
-			k->p11priv = NULL;
-		}
-		if ((r = kr_hsm_evp_private(k, &pk)) != 0)
-			return r;
-		ok = x != NULL ? X509_sign(x, pk, md) > 0 :
-		    X509_CRL_sign(crl, pk, md) > 0;
+	if (k->p11_off)
+		return kr_errf(KR_ERR_UNSUPPORTED, "token %s: key '%s': libp11 "
+		    "off after a failure", k->tok->label, k->label);
+	if ((r = kr_hsm_evp_private(k, &pk)) != 0)
+		return r;
+	ok = x != NULL ? X509_sign(x, pk, md) > 0 :
+	    X509_CRL_sign(crl, pk, md) > 0;
+	if (ok) {
+		ERR_clear_error();
+		return 0;
 	}
-	if (!ok)
-		return kr_err_ssl("token %s: key '%s': signing failed",
-		    k->tok->label, k->label);
-	ERR_clear_error();
-	return 0;
+	/*
+	 * libp11 0.4.12 caches object handles and sessions and cannot be told
+	 * that they died with a lost session. Recover our own session and
+	 * let the caller sign through the raw layer (the result is verified
+	 * against the issuer key either way).
+	 */
+	(void)kr_err_ssl("x");
+	k->p11_off = 1;
+	if ((r = kr_token_recover(k->tok)) != 0)
+		return r;
+	return kr_errf(KR_ERR_UNSUPPORTED, "token %s: key '%s': libp11 "
+	    "signing failed; use the raw layer", k->tok->label, k->label);
 }

@@ -174,13 +174,20 @@ int kr_hsm_sign_raw(struct kr_key *key, const uint8_t *msg, size_t len,
 /*
  * libp11's EVP_PKEY for the private key (ECDSA/RSA only) for X509_sign /
  * X509_CRL_sign. Borrowed: valid while the kr_key lives. KR_ERR_UNSUPPORTED
- * for Ed25519 (libp11 0.4.12 cannot sign it: use kr_hsm_sign_raw).
+ * for Ed25519 (libp11 0.4.12 cannot sign it: use kr_hsm_sign_raw), and
+ * when libp11 cannot list the token's keys or does not see this one
+ * (libp11 0.4.12 fails on tokens that also hold EdDSA keys): callers then
+ * fall back to kr_hsm_sign_raw, as ca/cert.c does.
  */
 int kr_hsm_evp_private(struct kr_key *key, EVP_PKEY **out) KR_WUR;
 
 /*
  * Sign a certificate (x) or a CRL (crl; x NULL) with libp11's key and md
- * (ECDSA/RSA), reopening a lost session and retrying once.
+ * (ECDSA/RSA). KR_ERR_UNSUPPORTED means "sign through kr_hsm_sign_raw
+ * instead": Ed25519, a token libp11 cannot list, or a libp11 signing
+ * failure (e.g. a lost session: libp11 0.4.12 cannot recover its cached
+ * handles, so our session is recovered and the key stays on the raw
+ * layer from then on). ca/cert.c does exactly that.
  */
 int kr_hsm_x509_sign(struct kr_key *key, X509 *x, X509_CRL *crl,
     const EVP_MD *md) KR_WUR;

@@ -298,23 +298,6 @@ lint_urls(const X509 *x, const struct kr_profile *prof)
 	return 0;
 }
 
-static int
-expected_sig_nid(enum kr_key_type t)
-{
-	switch (t) {
-	case KR_KEY_P256:
-		return NID_ecdsa_with_SHA256;
-	case KR_KEY_P384:
-		return NID_ecdsa_with_SHA384;
-	case KR_KEY_RSA3072:
-		return NID_sha256WithRSAEncryption;
-	case KR_KEY_ED25519:
-		return NID_ED25519;
-	default:
-		return NID_undef;
-	}
-}
-
 int
 kr_lint_cert(const X509 *x, const struct kr_profile *prof,
     const X509 *issuer)
@@ -336,7 +319,7 @@ kr_lint_cert(const X509 *x, const struct kr_profile *prof,
 		return LINT("sigalg.match", "outer and TBS signature "
 		    "algorithms differ");
 	it = kr_key_type_of(X509_get0_pubkey(iss));
-	if (OBJ_obj2nid(inner->algorithm) != expected_sig_nid(it))
+	if (OBJ_obj2nid(inner->algorithm) != kr_ca_sig_nid(it))
 		return LINT("sigalg.issuer", "signature algorithm %s does not "
 		    "fit the issuer's %s key",
 		    OBJ_nid2sn(OBJ_obj2nid(inner->algorithm)),
