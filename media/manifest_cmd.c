@@ -204,7 +204,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 	struct kr_manifest *ms[MAX_FILES] = { NULL };
 	struct kr_policy *pol = NULL;
 	const char *policy = NULL;
-	json_t *rep = json_array();
+	json_t *rep = NULL;
 	int r, i, n;
 
 	if ((r = parse_opts(argc, argv, verify_usage, &policy)) != 0)
@@ -214,6 +214,8 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 	if (n < 1 || n > MAX_FILES)
 		return kr_cli_usage_error("manifest verify",
 		    "[--policy FILE] MANIFEST... (1-256 files)");
+	if ((rep = json_array()) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "report"));
 	if ((r = load_policy(cli, policy, &pol)) != 0 ||
 	    (r = verify_files(pol, n, argv + optind, ms, rep)) != 0) {
 		r = kr_cli_fail(cli, r);
@@ -314,7 +316,7 @@ cmd_import(struct kr_cli *cli, int argc, char **argv)
 	struct kr_log *log = NULL;
 	struct kr_ltx *ltx = NULL;
 	const char *policy = NULL;
-	json_t *rep = json_array();
+	json_t *rep = NULL;
 	MDB_dbi dbi;
 	int r, i, n;
 
@@ -325,6 +327,8 @@ cmd_import(struct kr_cli *cli, int argc, char **argv)
 	if (n < 1 || n > MAX_FILES)
 		return kr_cli_usage_error("manifest import",
 		    "[--policy FILE] MANIFEST... (1-256 files)");
+	if ((rep = json_array()) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "report"));
 	if ((r = load_policy(cli, policy, &pol)) != 0 ||
 	    (r = verify_files(pol, n, argv + optind, ms, rep)) != 0)
 		goto fail;

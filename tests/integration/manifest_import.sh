@@ -6,6 +6,7 @@
 # refusal with its reason, nothing recorded for it, re-import a no-op.
 . "$(dirname "$0")/../lib.sh"
 scratch
+kr_lsan_softhsm	# SAN=1: SoftHSM2's own Ed25519 C_Sign leak
 K="$KEYROOM"
 
 if [ ! -f "$SAMPLES/README.md" ]; then
