@@ -9,6 +9,7 @@
 # certificate and CRL is checked with OpenSSL, GnuTLS and NSS.
 source "$(dirname "$0")/../lib.sh"
 scratch
+kr_lsan_softhsm
 S="$T/st"
 SCR="$TOP/ceremony/scripts"
 kr() { "$KEYROOM" -q --state "$S" "$@"; }
