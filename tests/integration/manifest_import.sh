@@ -56,6 +56,8 @@ expect_fail "policy check: duplicate key with line" "bad3.yaml:2:1: duplicate ke
     "$K" policy check "$T/bad3.yaml"
 expect_fail "policy check: no such file" "nope.yaml" "$K" policy check "$T/nope.yaml"
 "$K" policy check >/dev/null 2>&1; [ $? = 2 ] && ok "policy check: usage exit 2" || nok "usage"
+mkdir -p "$T/ex"; cp "$TOP/docs/policy.example.yaml" "$T/ex/"; ln -s "$SAMPLES" "$T/ex/microchip"
+check "docs/policy.example.yaml is a valid policy" "$K" policy check "$T/ex/policy.example.yaml"
 check "policy check --help" "$K" policy check --help
 check "manifest --help" "$K" manifest --help
 check "manifest import --help" "$K" manifest import --help
