@@ -110,13 +110,26 @@ parse_one(struct batch *b, struct req *q, int keep_raw)
 		goto out;
 	}
 	q->has_cn = q->cn[0] != 0;
-	if ((n = i2d_PUBKEY(kr_csr_pubkey(q->csr), NULL)) <= 0 ||
-	    (q->spki = malloc((size_t)n)) == NULL) {
+	/*
+	 * The SPKI as it stands in the request, re-encoded from its ASN.1
+	 * structure: i2d_PUBKEY() would run OpenSSL 3's provider encoder
+	 * (slow) on the decoded key. Compressed or explicit-curve forms are
+	 * normalised later (find_device).
+	 */
+	p = NULL;
+	if ((n = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(
+	    kr_csr_req(q->csr)), &p)) <= 0) {
+		r = kr_err_ssl("%s: public key", q->path);
+		goto out;
+	}
+	if ((q->spki = malloc((size_t)n)) == NULL) {
+		OPENSSL_free(p);
 		r = kr_errf(KR_ERR_ALLOC, "%s: public key", q->path);
 		goto out;
 	}
-	p = q->spki;
-	q->spki_len = (size_t)i2d_PUBKEY(kr_csr_pubkey(q->csr), &p);
+	memcpy(q->spki, p, (size_t)n);
+	OPENSSL_free(p);
+	q->spki_len = (size_t)n;
 	/* A renewal: csr/x.csr with its detached signature csr/x.csr.sig */
 	if (kr_snprintf(sigpath, sizeof(sigpath), "%s.sig", q->path) == 0 &&
 	    (si = kr_media_find(b->m, sigpath)) >= 0) {
