@@ -2,7 +2,7 @@
 # image/build.sh - build the keyroom appliance image, reproducibly, as an
 # ordinary user, without loop mounts.
 #
-#   build.sh --keyroom BIN --out DIR [--cache DIR] [--debug]
+#   build.sh --keyroom BIN --out DIR [--cache DIR] [--debug] [--if-changed]
 #
 # Outputs in DIR:
 #   vmlinuz               the Debian kernel (from the .deb, never installed)
@@ -16,6 +16,8 @@
 # Inputs: BIN, busybox-static, the host's shared libraries, the Debian
 # kernel package (downloaded with apt-get into the cache when missing).
 # SOURCE_DATE_EPOCH (default: the commit time of HEAD) fixes every date.
+# --if-changed: do nothing when OUT was built from the same inputs (digest of
+# BIN, image/, busybox, the cached kernel, the host's package database).
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 
@@ -24,12 +26,14 @@ KEYROOM_BIN=""
 OUT=""
 CACHE="$HERE/out"
 DEBUG=0
+IF_CHANGED=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--keyroom) KEYROOM_BIN=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
 	--debug) DEBUG=1; shift ;;
+	--if-changed) IF_CHANGED=1; shift ;;
 	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown argument: $1" >&2; exit 2 ;;
 	esac
@@ -61,6 +65,23 @@ done
 
 mkdir -p "$OUT" "$CACHE/deb"
 OUT=$(cd "$OUT" && pwd)
+inputs_digest() {
+	{
+		echo "epoch $SOURCE_DATE_EPOCH debug $DEBUG"
+		sha256sum "$KEYROOM_BIN" "$BUSYBOX" "$STUB" /var/lib/dpkg/status
+		(cd "$HERE" && find . -path ./out -prune -o -type f -print | sort | xargs sha256sum)
+		cat "$HERE"/../ceremony/scripts/*.yaml 2>/dev/null | sha256sum
+		ls "$CACHE"/deb/
+	} | sha256sum | cut -d' ' -f1
+}
+digest=$(inputs_digest)
+if [ "$IF_CHANGED" = 1 ] && [ -f "$OUT/inputs.sha256" ] && [ -f "$OUT/SHA256SUMS" ] &&
+    [ "$(cat "$OUT/inputs.sha256")" = "$digest" ] &&
+    (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+	note "up to date: $OUT"
+	exit 0
+fi
+rm -f "$OUT/inputs.sha256"
 WORK="$OUT/work"
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -111,6 +132,11 @@ cc $HOSTCFLAGS -static -o "$ROOT/usr/libexec/keyroom/runas" "$HERE/runas.c"
 cc $HOSTCFLAGS -o "$WORK/pefix" "$HERE/pefix.c"
 export PEFIX="$WORK/pefix"
 install -m 0755 "$KEYROOM_BIN" "$ROOT/usr/bin/keyroom"
+# the reviewed ceremony scripts, as `make install` ships them
+mkdir -p "$ROOT/usr/share/keyroom/ceremony"
+if [ -d "$HERE/../ceremony/scripts" ]; then
+	cp "$HERE"/../ceremony/scripts/*.yaml "$ROOT/usr/share/keyroom/ceremony/"
+fi
 chmod 0755 "$ROOT/init" "$ROOT/usr/sbin/keyroom-init" "$ROOT"/usr/libexec/keyroom/*
 if [ "$DEBUG" = 1 ]; then echo "debug build: the menu offers a root shell" >"$ROOT/etc/keyroom/debug"; fi
 
@@ -290,4 +316,5 @@ touch -d "@$SOURCE_DATE_EPOCH" "$OUT/vmlinuz" "$OUT/initramfs.cpio.gz"
 
 (cd "$OUT" && sha256sum vmlinuz initramfs.cpio.gz keyroom.efi keyroom-usb.img keyroom.iso >SHA256SUMS)
 rm -rf "$WORK"
+echo "$digest" >"$OUT/inputs.sha256"
 note "done: $OUT"

@@ -5,7 +5,7 @@
 
 KR_UID=1000
 KR_GID=1000
-KR_STATE=/state/keyroom
+KR_STATE=${KR_STATE:-/state/keyroom}
 KR_MEDIA=/media
 KR_BIN=/usr/bin/keyroom
 KR_STATE_LABEL=KEYROOM-STATE

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# image_boot.sh - the appliance image, built and booted under qemu (software
+# emulation, no KVM, every boot under a timeout). One boot runs the
+# unattended demo job on a fresh ext4 state disk (label KEYROOM-STATE) and a
+# vfat USB stick (label KEYROOM-USB, on qemu-xhci) holding a fleetsim batch;
+# the results are read off the stick image with mtools and verified on the
+# host with openssl. The UEFI stick image boots once under OVMF, the hybrid
+# ISO once under SeaBIOS; two builds give the same SHA-256.
+# Env (local iteration only): KEYROOM_IMAGE_QUICK=1 skips the second build
+# and the UEFI and ISO boots.
+. "$(dirname "$0")/../lib.sh"
+scratch
+
+if [ "${SAN:-}" = 1 ]; then
+	skip "image boot" "the image ships the release build; booted in the normal pass, not under SAN=1"
+	done_testing; exit
+fi
+for t in qemu-system-x86_64 mcopy mtype mkfs.vfat mke2fs openssl cpio xorriso; do
+	if ! command -v "$t" >/dev/null; then
+		skip "image boot" "$t missing (./scripts/deps.sh --image)"
+		done_testing; exit
+	fi
+done
+[ -x "$KEYROOM" ] || { nok "keyroom binary at $KEYROOM"; done_testing; exit 1; }
+
+IMG="$TOP/$BUILD/image"
+QTIMEOUT=${KEYROOM_QEMU_TIMEOUT:-300}
+
+# --- 1. build (or reuse an up-to-date) image ---------------------------
+if "$TOP/image/build.sh" --if-changed --keyroom "$KEYROOM" --out "$IMG" >"$T/build.log" 2>&1; then
+	ok "image builds (kernel, initramfs, UKI, GPT stick, ISO)"
+else
+	nok "image builds"; sed 's/^/#   /' "$T/build.log" | tail -15; done_testing; exit 1
+fi
+check "SHA256SUMS verifies" sh -c "cd '$IMG' && sha256sum --quiet -c SHA256SUMS"
+size_mib() { echo "$(( ($(stat -c %s "$1") + 524288) / 1048576 ))"; }
+echo "# sizes: initramfs $(size_mib "$IMG/initramfs.cpio.gz") MiB, vmlinuz $(size_mib "$IMG/vmlinuz") MiB," \
+    "UKI $(size_mib "$IMG/keyroom.efi") MiB, stick $(size_mib "$IMG/keyroom-usb.img") MiB, ISO $(size_mib "$IMG/keyroom.iso") MiB"
+
+# The initramfs holds what the issue asks, found not hand-listed.
+zcat "$IMG/initramfs.cpio.gz" | cpio -it --quiet 2>/dev/null | sort >"$T/files"
+grep -qx usr/bin/keyroom "$T/files" && grep -qx usr/bin/busybox "$T/files" && grep -qx init "$T/files" &&
+    grep -qx usr/sbin/keyroom-init "$T/files" && ok "initramfs: keyroom, busybox, /init, stage 2" ||
+    nok "initramfs: keyroom, busybox, /init, stage 2"
+grep -q 'softhsm/libsofthsm2.so$' "$T/files" && ok "initramfs: the dlopen()ed SoftHSM2 module and its libraries" ||
+    nok "initramfs: SoftHSM2 module missing"
+missing=""
+for so in $(ldd /usr/lib/softhsm/libsofthsm2.so "$KEYROOM" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p' | sort -u); do
+	b=$(basename "$so")
+	grep -q "/$b\$" "$T/files" || missing="$missing $b"
+done
+[ -z "$missing" ] && ok "initramfs: every library ldd names for keyroom and the module" ||
+    nok "initramfs: libraries missing:$missing"
+grep -qE '(^|/)(getty|login|sshd|agetty)$' "$T/files" && nok "initramfs holds a getty/login" ||
+    ok "initramfs: no getty, login or sshd"
+grep -q 'kernel/drivers/net/' "$T/files" && nok "initramfs holds network drivers" ||
+    ok "initramfs: no network driver modules"
+nsig=0; nmod=0
+mkdir -p "$T/x" && (cd "$T/x" && zcat "$IMG/initramfs.cpio.gz" | cpio -id --quiet 2>/dev/null)
+for ko in $(find "$T/x" -name '*.ko'); do
+	nmod=$((nmod + 1))
+	tail -c 28 "$ko" | grep -q 'Module signature appended' && nsig=$((nsig + 1))
+done
+[ "$nmod" -gt 10 ] && [ "$nsig" = "$nmod" ] && ok "all $nmod modules keep their signatures" ||
+    nok "module signatures: $nsig of $nmod"
+grep -q 'lockdown=confidentiality module.sig_enforce=1 panic=10 oops=panic' "$IMG/cmdline" &&
+    ok "hardened kernel command line" || nok "kernel command line: $(cat "$IMG/cmdline")"
+
+# --- 2. reproducible: a second build from the same inputs ---------------
+QUICK=${KEYROOM_IMAGE_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	skip "reproducible build" "KEYROOM_IMAGE_QUICK=1"
+else
+	epoch=$(sed -n 's/^SOURCE_DATE_EPOCH //p' "$IMG/manifest.txt")
+	if SOURCE_DATE_EPOCH=$epoch "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/repro" \
+	    >"$T/repro.log" 2>&1 && cmp -s "$IMG/SHA256SUMS" "$T/repro/SHA256SUMS"; then
+		ok "reproducible: a second build has the same SHA-256 for all five artifacts"
+	else
+		nok "reproducible build"; diff "$IMG/SHA256SUMS" "$T/repro/SHA256SUMS" | sed 's/^/#   /'
+		tail -5 "$T/repro.log" | sed 's/^/#   /'
+	fi
+	rm -rf "$T/repro"
+fi
+
+# --- 3. disks: state (ext4 via mke2fs -d) and the batch stick (vfat) ----
+mkdir -p "$T/statefs"
+truncate -s 96M "$T/state.img"
+mke2fs -q -t ext4 -L KEYROOM-STATE -d "$T/statefs" "$T/state.img"
+truncate -s 64M "$T/stick.img"
+mkfs.vfat -n KEYROOM-USB "$T/stick.img" >/dev/null
+echo demo >"$T/keyroom-job"
+mcopy -i "$T/stick.img" "$T/keyroom-job" ::/
+have_batch=0
+if [ -x "$TOOLS/fleetsim" ] && "$TOOLS/fleetsim" --out "$T/fleet" --seed 61 --devices 6 \
+    --manifest-on-media --batch-id lot-vm >/dev/null 2>&1; then
+	mkdir -p "$T/vendor"
+	cp "$T/fleet/policy.yaml" "$T/fleet/signer.crt" "$T/vendor/"
+	mcopy -i "$T/stick.img" -s "$T/vendor" ::/vendor
+	mcopy -i "$T/stick.img" -s "$T/fleet/media" ::/batch
+	have_batch=1
+fi
+
+# boot NAME LOG MARKER KILL_AT_MARKER QEMU_ARGS...: start qemu under a
+# timeout, note the seconds until MARKER appears on the serial console;
+# with KILL_AT_MARKER=1 stop it there, else wait for it to power off.
+# Sets BOOT_RC, READY_S (empty if never), TOTAL_S.
+boot() {
+	local log=$2 marker=$3 killit=$4 start now pid
+	shift 4
+	start=$(date +%s%N); READY_S=""
+	timeout "$QTIMEOUT" qemu-system-x86_64 -nic none -m 1024 -nographic -no-reboot \
+	    -monitor none -serial stdio "$@" </dev/null >"$log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ -z "$READY_S" ] && grep -aq "$marker" "$log"; then
+			now=$(date +%s%N)
+			READY_S=$(( (now - start) / 1000000 ))
+			READY_S="$((READY_S / 1000)).$(printf %03d $((READY_S % 1000)))"
+			[ "$killit" = 1 ] && kill "$pid" 2>/dev/null
+		fi
+		sleep 0.2
+	done
+	wait "$pid"; BOOT_RC=$?
+	[ -z "$READY_S" ] && grep -aq "$marker" "$log" && READY_S="?"
+	TOTAL_S=$(( ($(date +%s%N) - start) / 1000000000 ))
+}
+
+# --- 4. the unattended job under direct kernel boot ---------------------
+boot job "$T/console.log" KEYROOM-READY 0 \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
+    -append "console=ttyS0 $(cat "$IMG/cmdline") keyroom.auto=1" \
+    -drive "file=$T/state.img,if=virtio,format=raw" \
+    -device qemu-xhci -drive "if=none,id=stick,file=$T/stick.img,format=raw" \
+    -device usb-storage,drive=stick
+echo "# job boot: ready after ${READY_S:-never}s (wall clock, qemu TCG), powered off after ${TOTAL_S}s, qemu rc $BOOT_RC"
+[ -n "$READY_S" ] && ok "boots to the ready marker (${READY_S}s)" ||
+    { nok "boots to the ready marker"; tail -25 "$T/console.log" | sed 's/^/#   /'; }
+[ "$BOOT_RC" = 0 ] && ok "powers itself off after the job (no timeout, no panic)" ||
+    { nok "power off after the job (qemu rc $BOOT_RC)"; grep -a -E 'FATAL|panic|keyroom:' "$T/console.log" | tail -10 | sed 's/^/#   /'; }
+
+R="$T/res"
+mkdir -p "$R"
+if mcopy -i "$T/stick.img" -s -n ::/keyroom-results "$R/" 2>/dev/null && [ -f "$R/keyroom-results/results.txt" ]; then
+	ok "results read off the stick image with mcopy"
+else
+	nok "results on the stick"; done_testing; exit 1
+fi
+RES="$R/keyroom-results/results.txt"
+val() { sed -n "s/^$1=//p" "$RES" | tail -1; }
+sed 's/^/#   /' "$RES" | grep -v '^#   processes=' | head -60
+
+# In-VM checks recorded by the job.
+[ "$(val net_ifaces)" = lo ] && ok "in VM: only lo in /sys/class/net" || nok "in VM: interfaces: $(val net_ifaces)"
+for f in nodev nosuid noexec; do
+	case ",$(val media_mount | cut -d' ' -f2)," in *",$f,"*) ok "in VM: stick mounted $f";; *) nok "in VM: stick not $f: $(val media_mount)";; esac
+	case ",$(val state_mount | cut -d' ' -f2)," in *",$f,"*) ok "in VM: state disk mounted $f";; *) nok "in VM: state disk not $f: $(val state_mount)";; esac
+done
+[ "$(val modules_disabled)" = 1 ] && ok "in VM: /proc/sys/kernel/modules_disabled = 1" || nok "in VM: modules_disabled = $(val modules_disabled)"
+case ",$(val root_mount | cut -d' ' -f2)," in *,ro,*) ok "in VM: root mounted read-only";; *) nok "in VM: root: $(val root_mount)";; esac
+[ "$(val root_write)" = denied ] && ok "in VM: writing to / is refused" || nok "in VM: root write $(val root_write)"
+[ "$(val getty_login_procs)" = 0 ] && ok "in VM: no getty/login process" || nok "in VM: getty/login processes: $(val getty_login_procs)"
+[ "$(val lockdown)" = "none integrity [confidentiality]" ] && ok "in VM: kernel lockdown = confidentiality" || nok "in VM: lockdown: $(val lockdown)"
+[ "$(val keyroom_uid)" = 1000 ] && [ "$(val keyroom_nnp)" = 1 ] && ok "in VM: keyroom runs as uid 1000 with no_new_privs" ||
+    nok "in VM: keyroom uid $(val keyroom_uid), nnp $(val keyroom_nnp)"
+[ "$(val keyroom_core_limit)" = 0 ] && [ "$(val core_pattern)" = /dev/null ] && ok "in VM: core dumps off" ||
+    nok "in VM: core limit $(val keyroom_core_limit), pattern $(val core_pattern)"
+
+# The job's steps. A step is "absent" only if the binary lacks the command.
+stepcheck() {
+	local s v
+	s=$1; v=$(val "step.$s")
+	case "$v" in
+	ok) ok "in VM: step $s succeeded" ;;
+	"partial 3") ok "in VM: step $s: some requests rejected (exit 3)" ;;
+	absent) skip "in VM: step $s" "keyroom has no such command yet" ;;
+	"") skip "in VM: step $s" "${2:-not run}" ;;
+	*) nok "in VM: step $s: $v"
+	   awk -v h="### step $s:" 'index($0, h) == 1 { on = 1; next } /^### step / { on = 0 } on' \
+	       "$R/keyroom-results/job.log" | grep -v '^[[:space:]]*[0-9]* ' | tail -6 | sed 's/^/#   /' ;;
+	esac
+}
+for s in init root intermediate; do stepcheck "$s"; done
+if [ "$have_batch" = 1 ]; then
+	stepcheck policy; stepcheck batch
+else
+	skip "in VM: batch" "fleetsim not built ($TOOLS/fleetsim)"
+fi
+for s in audit_verify audit_export ceremony_init genesis ceremony_intermediate ceremony_audit_verify; do stepcheck "$s"; done
+[ "$(val job)" = ok ] && ok "in VM: the job succeeded" || nok "in VM: job = $(val job)"
+
+# --- 5. verify the outputs on the host ---------------------------------
+C="$R/keyroom-results/certs"
+if [ -f "$C/root.pem" ] && [ -f "$C/intermediate.pem" ]; then
+	openssl verify -x509_strict -CAfile "$C/root.pem" "$C/root.pem" >/dev/null 2>&1 &&
+	    ok "host: root certificate verifies (openssl -x509_strict)" || nok "host: root does not verify"
+	openssl verify -x509_strict -CAfile "$C/root.pem" "$C/intermediate.pem" >/dev/null 2>&1 &&
+	    ok "host: intermediate verifies to the root" || nok "host: intermediate does not verify"
+	openssl x509 -in "$C/root.pem" -noout -text | grep -q 'ASN1 OID: prime256v1' &&
+	    ok "host: root key is EC P-256" || nok "host: root key not P-256"
+else
+	[ "$(val step.root)" = absent ] && skip "host: CA certificates" "no ca command" || nok "host: root/intermediate on the stick"
+fi
+CG="$R/keyroom-results/ceremony"
+if [ "$(val step.genesis)" = ok ]; then
+	[ -f "$CG/root.pem" ] && [ -f "$CG/chain.pem" ] && ls "$CG"/genesis-*.transcript.txt >/dev/null 2>&1 &&
+	    ok "host: ceremony transcripts, root and chain on the stick" || nok "host: ceremony outputs missing"
+	awk '/BEGIN/{n++} {print > "'"$T"'/cchain-" n ".pem"}' "$CG/chain.pem" 2>/dev/null
+	openssl verify -x509_strict -CAfile "$CG/root.pem" "$T/cchain-1.pem" >/dev/null 2>&1 &&
+	    ok "host: ceremony intermediate verifies to the ceremony root" || nok "host: ceremony chain does not verify"
+fi
+
+if [ "$have_batch" = 1 ] && [ "$(val step.batch)" != absent ]; then
+	mcopy -i "$T/stick.img" -s -n ::/batch/keyroom-out "$R/" 2>/dev/null
+	O="$R/keyroom-out/lot-vm"
+	if [ -d "$O/certs" ] && [ -f "$O/report.json" ] && [ -f "$O/checkpoint" ] && [ -f "$O/SHA256SUMS" ]; then
+		ok "host: batch output (certs, report, checkpoint, SHA256SUMS) on the stick"
+		(cd "$O" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1) && ok "host: batch SHA256SUMS verifies" ||
+		    nok "host: batch SHA256SUMS"
+		awk '/BEGIN/{n++} {print > "'"$T"'/chain-" n ".pem"}' "$O/chain.pem"
+		n=0; bad=0
+		for c in "$O"/certs/*.pem; do
+			n=$((n + 1))
+			openssl verify -x509_strict -CAfile "$T/chain-2.pem" -untrusted "$T/chain-1.pem" "$c" >/dev/null 2>&1 ||
+			    bad=$((bad + 1))
+		done
+		[ "$n" = 6 ] && [ "$bad" = 0 ] && ok "host: all 6 device certificates verify to the chain (openssl -x509_strict)" ||
+		    nok "host: device certificates: $n present, $bad fail to verify"
+		cmp -s "$T/chain-2.pem" "$C/root.pem" && ok "host: the batch chain ends in the root made in the VM" ||
+		    nok "host: batch chain root differs from certs/root.pem"
+		python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+recs = r["records"]
+assert len(recs) == 6 and all(x["decision"] == "accept" and len(x["cert_sha256"]) == 64 for x in recs), recs
+' "$O/report.json" 2>"$T/pyerr" && ok "host: report.json: 6 accepted records with certificate hashes" ||
+		    { nok "host: report.json"; sed 's/^/#   /' "$T/pyerr" | tail -3; }
+		# C2SP signed note: origin, size, root hash, blank, signature line(s).
+		sed -n 1p "$O/checkpoint" | grep -q '^keyroom.test/appliance$' &&
+		    sed -n 2p "$O/checkpoint" | grep -qE '^[0-9]+$' &&
+		    sed -n 3p "$O/checkpoint" | base64 -d 2>/dev/null | wc -c | grep -qx 32 &&
+		    grep -q '^— ' "$O/checkpoint" && ok "host: checkpoint is a signed note for origin keyroom.test/appliance" ||
+		    { nok "host: checkpoint format"; sed 's/^/#   /' "$O/checkpoint"; }
+	else
+		nok "host: batch output on the stick"; ls -R "$R" | head -20 | sed 's/^/#   /'
+	fi
+fi
+if [ "$(val step.audit_export)" = ok ]; then
+	mcopy -i "$T/stick.img" -s -n ::/keyroom-audit "$R/" 2>/dev/null
+	if [ -f "$R/keyroom-audit/checkpoint" ] && [ -f "$R/keyroom-audit/vkey" ]; then
+		ok "host: audit export (tlog-tiles, vkey) read off the stick"
+		"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" >"$T/av" 2>&1 &&
+		    ok "host: keyroom audit verify accepts the exported log" ||
+		    { nok "host: audit verify of the export"; sed 's/^/#   /' "$T/av" | head -5; }
+		if [ -n "${O:-}" ] && [ -f "$O/checkpoint" ]; then
+			"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" --checkpoint "$O/checkpoint" \
+			    >"$T/av2" 2>&1 && ok "host: the exported log extends the batch's checkpoint" ||
+			    { nok "host: export vs batch checkpoint"; sed 's/^/#   /' "$T/av2" | head -5; }
+		fi
+	else
+		nok "host: audit export on the stick"
+	fi
+fi
+
+# --- 6. UEFI: the GPT stick image under OVMF --------------------------
+OVMF=/usr/share/OVMF/OVMF_CODE.fd
+if [ "$QUICK" = 1 ]; then
+	skip "UEFI boot" "KEYROOM_IMAGE_QUICK=1"
+elif [ -f "$OVMF" ] && [ -f /usr/share/OVMF/OVMF_VARS.fd ]; then
+	cp /usr/share/OVMF/OVMF_VARS.fd "$T/vars.fd"
+	cp "$IMG/keyroom-usb.img" "$T/boot.img"
+	truncate -s 32M "$T/state2.img"
+	mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state2.img"
+	boot uefi "$T/uefi.log" KEYROOM-READY 1 \
+	    -drive "if=pflash,format=raw,readonly=on,file=$OVMF" -drive "if=pflash,format=raw,file=$T/vars.fd" \
+	    -drive "file=$T/state2.img,if=virtio,format=raw" \
+	    -device qemu-xhci -drive "if=none,id=boot,file=$T/boot.img,format=raw" -device usb-storage,drive=boot
+	echo "# UEFI (OVMF, UKI from the GPT stick): ready after ${READY_S:-never}s"
+	[ -n "$READY_S" ] && grep -aq 'EFI stub' "$T/uefi.log" && ok "UEFI: OVMF boots the UKI from the GPT stick to the ready marker (${READY_S}s)" ||
+	    { nok "UEFI boot"; tail -15 "$T/uefi.log" | sed 's/^/#   /'; }
+else
+	skip "UEFI boot" "OVMF missing (ovmf package)"
+fi
+
+# --- 7. BIOS: the hybrid ISO under SeaBIOS -----------------------------
+if [ "$QUICK" = 1 ]; then
+	skip "BIOS ISO boot" "KEYROOM_IMAGE_QUICK=1"; done_testing; exit
+fi
+boot iso "$T/iso.log" KEYROOM-READY 1 -cdrom "$IMG/keyroom.iso" \
+    -drive "file=$T/state2.img,if=virtio,format=raw"
+echo "# BIOS (SeaBIOS, isolinux from the ISO): ready after ${READY_S:-never}s"
+[ -n "$READY_S" ] && grep -aq ISOLINUX "$T/iso.log" && ok "BIOS: the hybrid ISO boots through isolinux to the ready marker (${READY_S}s)" ||
+    { nok "BIOS ISO boot"; tail -15 "$T/iso.log" | sed 's/^/#   /'; }
+
+done_testing
