@@ -12,6 +12,7 @@
 #include "ceremony/card.h"
 #include "ceremony/ceremony.h"
 #include "ceremony/qstore.h"
+#include "ceremony/session.h"
 #include "ceremony/words.h"
 #include "lib/commands.h"
 #include "lib/util.h"
@@ -100,12 +101,14 @@ cer_run(struct kr_cli *cli, int argc, char **argv)
 			return KR_EXIT_OK;
 		default:
 			free(o);
-			return kr_cli_usage_error("ceremony run", run_usage);
+			return kr_cli_usage_error("ceremony run", "see keyroom "
+			    "ceremony run --help");
 		}
 	}
 	if (optind + 1 != argc) {
 		free(o);
-		return kr_cli_usage_error("ceremony run", run_usage);
+		return kr_cli_usage_error("ceremony run", "see keyroom "
+		    "ceremony run --help");
 	}
 	if (o->expect_sha256 != NULL && (strlen(o->expect_sha256) != 64 ||
 	    strspn(o->expect_sha256, "0123456789abcdefABCDEF") != 64)) {
@@ -437,5 +440,100 @@ int
 cmd_quorum(struct kr_cli *cli, int argc, char **argv)
 {
 	return kr_cli_dispatch(cli, "keyroom quorum", quorum_cmds, argc - 1,
+	    argv + 1);
+}
+
+/* ------------------------------------------------------------ session */
+
+static const char srun_usage[] =
+    "usage: keyroom session run [--shares [issuing=]SPEC]... [--timeout SEC]\n"
+    "         [--purpose TEXT] [--no-prompt] -- batch sign MEDIA [ARGS]\n\n"
+    "Open a signing session: the operators' quorum enters its shares, the\n"
+    "issuing token's PIN is rebuilt in locked memory of this process, and\n"
+    "`keyroom batch sign --pin fd:3 MEDIA ARGS` runs as a child that gets\n"
+    "the PIN through a pipe. The session closes when the batch ends, or\n"
+    "when the timeout (default 3600 s) terminates it; both ends are logged.\n"
+    "Once the issuing token is under quorum, batch sign refuses to run\n"
+    "outside a session.\n\n"
+    "Exit: the batch's exit code (0 all signed, 3 some rejected, 4 none\n"
+    "signed), 1 if the session could not open or timed out, 2 usage.\n";
+
+static int
+s_run(struct kr_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "shares", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "purpose", required_argument, NULL, 'p' },
+		{ "no-prompt", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kr_session_opts so;
+	struct kr_shares_in *in;
+	char *end;
+	long t;
+	int ch, r, ec = KR_EXIT_ERROR, noprompt = 0;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "shares"));
+	memset(&so, 0, sizeof(so));
+	so.shares = in;
+	so.timeout = KR_SESSION_TIMEOUT_DEFAULT;
+	so.purpose = "batch signing";
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if ((r = kr_shares_add_arg(in, optarg)) != 0) {
+				free(in);
+				return kr_cli_fail(cli, r);
+			}
+			break;
+		case 't':
+			t = strtol(optarg, &end, 10);
+			if (*end != '\0' || t < 1 || t > KR_SESSION_TIMEOUT_MAX) {
+				free(in);
+				return kr_cli_fail(cli, kr_errf(
+				    KR_ERR_INVALID_ARGUMENT, "--timeout: 1..%d "
+				    "seconds", KR_SESSION_TIMEOUT_MAX));
+			}
+			so.timeout = (int)t;
+			break;
+		case 'p':
+			so.purpose = optarg;
+			break;
+		case 'n':
+			noprompt = 1;
+			break;
+		case 'h':
+			fputs(srun_usage, stdout);
+			free(in);
+			return KR_EXIT_OK;
+		default:
+			free(in);
+			return kr_cli_usage_error("session run", "see keyroom "
+			    "session run --help");
+		}
+	}
+	in->interactive = !noprompt && isatty(0);
+	so.argc = argc - optind;
+	so.argv = argv + optind;
+	r = kr_session_run(cli, &so, &ec);
+	free(in);
+	if (r != 0)
+		return kr_cli_fail(cli, r);
+	return ec;
+}
+
+static const struct kr_cmd session_cmds[] = {
+	{ "run", s_run, "[--shares SPEC]... -- batch sign MEDIA",
+	    "unlock the issuing token by quorum for one batch" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+int
+cmd_session(struct kr_cli *cli, int argc, char **argv)
+{
+	return kr_cli_dispatch(cli, "keyroom session", session_cmds, argc - 1,
 	    argv + 1);
 }

@@ -13,5 +13,6 @@ int cmd_manifest(struct kr_cli *, int, char **);
 int cmd_policy(struct kr_cli *, int, char **);
 int cmd_ceremony(struct kr_cli *, int, char **);
 int cmd_quorum(struct kr_cli *, int, char **);
+int cmd_session(struct kr_cli *, int, char **);
 
 #endif

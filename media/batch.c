@@ -23,6 +23,7 @@
 #include "ca/ca.h"
 #include "ca/config.h"
 #include "ca/hsm.h"
+#include "ceremony/session.h"
 #include "lib/util.h"
 #include "media/batch.h"
 #include "media/batch_int.h"
@@ -248,6 +249,9 @@ open_state(struct batch *b)
 		return r;
 	if ((r = kr_log_open(b->paths.log, KR_LOG_WRITE, &b->log)) != 0)
 		return kr_errctx(r, "audit log");
+	/* Under quorum, only inside `keyroom session run` (ceremony/). */
+	if ((r = kr_session_require(b->log, getenv(KR_SESSION_ENV))) != 0)
+		return r;
 	if ((r = kr_snprintf(pinspec, sizeof(pinspec), "file:%s",
 	    b->paths.audit_pin)) != 0)
 		return r;
