@@ -22,6 +22,14 @@ fi
 run_one() {
 	t="$1"; name=$(basename "$t"); log="$BUILD/test-logs/$name.log"
 	start=$(date +%s)
+	# Tests that do not exercise our binary's code paths (qemu boots the
+	# image's own build; fuzzers build their own ASan harnesses) say
+	# "keyroom-test: no-san" and run once, in the normal pass.
+	if [ "${SAN:-}" = 1 ] && [ "${t##*.}" = sh ] && grep -q 'keyroom-test: no-san' "$t"; then
+		echo "ok 1 - $name # SKIP runs in the normal pass only" >"$log"
+		echo "# exit 0 after 0s" >>"$log"
+		return
+	fi
 	if [ "${t##*.}" = sh ]; then
 		timeout "${KEYROOM_TEST_TIMEOUT:-900}" bash "$t" >"$log" 2>&1
 	else

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# keyroom-test: no-san
 # fuzz_smoke.sh - every libFuzzer harness in tests/fuzz/ builds and runs
 # briefly (FUZZ_TIME, default 10 s each) on its seed corpus without a
 # crash, leak or sanitizer report. SKIP when clang/libFuzzer is missing.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# keyroom-test: no-san
 # image_boot.sh - the appliance image, built and booted under qemu (software
 # emulation, no KVM, every boot under a timeout). One boot runs the
 # unattended demo job on a fresh ext4 state disk (label KEYROOM-STATE) and a
