@@ -345,4 +345,14 @@ int kr_log_tree_hash(struct kr_log *log, MDB_txn *txn, uint64_t size,
 int kr_note_vkey(const char *name, const uint8_t pub[32], char *out,
     size_t cap) KR_WUR;
 
+/*
+ * Crash-test hook: with KEYROOM_TEST_AUDIT_CRASH_AT=n the process
+ * SIGKILLs itself at the n-th crash point of the audit write path
+ * (after an entry is put, after the checkpoint is signed but before the
+ * commit, right after the commit). No-op otherwise.
+ * kr_audit_crash_points() tells how many points were passed.
+ */
+void kr_audit_crash_point(const char *where);
+unsigned long kr_audit_crash_points(void);
+
 #endif

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "audit/entry.h"
@@ -23,6 +25,33 @@ static const char *const own_dbs[] = {
 	"meta", "entries", "hashes", "checkpoints", "issued", "serials",
 	"devcerts", "intents",
 };
+
+static unsigned long crash_count;
+
+void
+kr_audit_crash_point(const char *where)
+{
+	static long at = -1;
+	const char *e;
+
+	if (at == -1) {
+		e = getenv("KEYROOM_TEST_AUDIT_CRASH_AT");
+		at = e != NULL ? atol(e) : 0;
+	}
+	crash_count++;
+	if (at > 0 && crash_count == (unsigned long)at) {
+		if (getenv("KEYROOM_TEST_CRASH_VERBOSE") != NULL)
+			fprintf(stderr, "keyroom: audit crash point %lu: %s\n",
+			    crash_count, where);
+		(void)kill(getpid(), SIGKILL);
+	}
+}
+
+unsigned long
+kr_audit_crash_points(void)
+{
+	return crash_count;
+}
 
 void
 kr_be64(uint64_t v, uint8_t out[8])
@@ -473,6 +502,7 @@ kr_ltx_append_raw(struct kr_ltx *ltx, const char *e, size_t len,
 	}
 	if (index != NULL)
 		*index = idx;
+	kr_audit_crash_point("entry appended");
 	return 0;
 }
 
@@ -579,12 +609,14 @@ kr_ltx_commit(struct kr_ltx *ltx, const struct kr_note_signer *signer,
 			goto out;
 		}
 	}
+	kr_audit_crash_point("checkpoint signed, before commit");
 	rc = mdb_txn_commit(ltx->txn);
 	ltx->txn = NULL;
 	if (rc != 0) {
 		r = kr_ltx_fail(ltx, kr_log_mdb_err(rc, "commit"));
 		goto out;
 	}
+	kr_audit_crash_point("committed");
 	if (out_note != NULL) {
 		*out_note = note;
 		note = NULL;

@@ -6,7 +6,11 @@
  * (a crash between intent and issued) or a recovery run.
  *
  * usage: logfill [-o ORIGIN] [-k KEY.pem] [-n N] [-c CHUNK] [-m CERTS]
- *                [-i OPEN_INTENTS] [-r] [-p] [-q] [-S STATE] DIR
+ *                [-i OPEN_INTENTS] [-r] [-p] [-q] [-S STATE] [-O OUT] DIR
+ * -O: "release" each certificate as OUT/<device>.der only after its
+ * issued entry committed; devices that already have a certificate in the
+ * log are not issued again (their file is re-emitted from the log if
+ * missing), so a crashed run can simply be run again.
  * -S: sign checkpoints with the state directory's HSM audit key
  * (SoftHSM2 through ca/hsm.h) instead of the in-memory key.
  */
@@ -23,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "audit/audit.h"
+#include "audit/note.h"
 #include "audit/signer_hsm.h"
 #include "lib/util.h"
 
@@ -74,6 +79,75 @@ make_cert(EVP_PKEY *pk, uint64_t serial, const char *dev, uint8_t **der,
 	return ok ? 0 : -1;
 }
 
+/* Write OUT/<dev>.der from the device's newest logged certificate. */
+static int
+emit_txn(struct kr_log *log, MDB_txn *t, const char *dev, const char *outdir)
+{
+	uint64_t *idx = NULL;
+	const uint8_t *e;
+	const char *v;
+	uint8_t *der = NULL;
+	size_t n, len, vl, dl;
+	char path[4096];
+	int r;
+
+	if ((r = kr_log_device_certs(log, t, dev, &idx, &n)) != 0)
+		goto out;
+	if (n == 0) {
+		r = KR_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((r = kr_log_entry(log, t, idx[n - 1], &e, &len)) != 0 ||
+	    (r = kr_entry_get(e, len, "cert", &v, &vl)) != 0)
+		goto out;
+	if ((der = malloc(vl)) == NULL ||
+	    (r = kr_b64_decode(v, vl, der, vl, &dl)) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s/%s.der", outdir,
+	    dev)) != 0)
+		goto out;
+	r = kr_write_new_file(path, der, dl, 0644);
+	if (r == KR_ERR_EXISTS)
+		r = 0;
+ out:
+	free(idx);
+	free(der);
+	return r;
+}
+
+static int
+emit(struct kr_log *log, const char *dev, const char *outdir)
+{
+	MDB_txn *t;
+	int r;
+
+	if ((r = kr_log_read_begin(log, &t)) != 0)
+		return r;
+	r = emit_txn(log, t, dev, outdir);
+	mdb_txn_abort(t);
+	return r;
+}
+
+/* 1 if dev already has a certificate in the log (re-emitted), 0 if not. */
+static int
+already(struct kr_log *log, struct kr_ltx *ltx, const char *dev,
+    const char *outdir)
+{
+	uint64_t *idx = NULL;
+	size_t n;
+	int r;
+
+	if ((r = kr_log_device_certs(log, kr_ltx_mdb(ltx), dev, &idx,
+	    &n)) != 0)
+		return r;
+	free(idx);
+	if (n == 0)
+		return 0;
+	/* Re-emit if a crash came between commit and output. */
+	if ((r = emit_txn(log, kr_ltx_mdb(ltx), dev, outdir)) != 0)
+		return r;
+	return 1;
+}
+
 static int
 die(const char *what, int r)
 {
@@ -85,7 +159,7 @@ die(const char *what, int r)
 int
 main(int argc, char **argv)
 {
-	const char *origin = "keyroom.test/log", *keyf = NULL, *state = NULL;
+	const char *origin = "keyroom.test/log", *keyf = NULL, *state = NULL, *outdir = NULL;
 	struct kr_hsm_signer *hs = NULL;
 	uint64_t n = 10, chunk = 100, certs = 0, openi = 0, i, j, base, idx;
 	int recover = 0, print = 0, quiet = 0, ch, r, dl;
@@ -100,7 +174,7 @@ main(int argc, char **argv)
 	double t0;
 	struct stat st;
 
-	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpqS:")) != -1) {
+	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpqS:O:")) != -1) {
 		switch (ch) {
 		case 'o': origin = optarg; break;
 		case 'k': keyf = optarg; break;
@@ -112,6 +186,7 @@ main(int argc, char **argv)
 		case 'p': print = 1; break;
 		case 'q': quiet = 1; break;
 		case 'S': state = optarg; break;
+		case 'O': outdir = optarg; break;
 		default:
 			fprintf(stderr, "usage: logfill [-o ORIGIN] [-k KEY] "
 			    "[-n N] [-c CHUNK] [-m CERTS] [-i OPEN] [-r] [-p] "
@@ -207,11 +282,14 @@ main(int argc, char **argv)
 	for (base = size * 1000 + 1, i = 0; i < certs; i += chunk) {
 		struct kr_cert_intent ci;
 		struct kr_cert_issued cs;
-		uint64_t m = certs - i < chunk ? certs - i : chunk;
+		uint64_t m = certs - i < chunk ? certs - i : chunk, nd = 0;
+		uint64_t devs[4096];
 
 		memset(&ci, 0, sizeof(ci));
 		ci.issuer = "issuer-test";
 		ci.batch = "B-2026-11-25-01";
+		if (m > 4096)
+			return 2;
 		if ((r = kr_log_begin(log, &ltx)) != 0)
 			die("begin", r);
 		for (j = 0; j < m; j++) {
@@ -219,20 +297,28 @@ main(int argc, char **argv)
 			    (unsigned long long)(base + i + j));
 			snprintf(b, sizeof(b), "dev%06llu",
 			    (unsigned long long)(i + j));
+			if (outdir != NULL && (r = already(log, ltx, b,
+			    outdir)) != 0) {
+				if (r < 0)
+					die("device index", r);
+				continue;	/* certified before */
+			}
 			ci.serial = a;
 			ci.device_id = b;
 			memset(ci.tbs_sha256, (int)j, 32);
 			if ((r = kr_log_intent(ltx, "operator alice", &ci,
-			    &ints[j])) != 0)
+			    &ints[nd])) != 0)
 				die("intent", r);
+			devs[nd++] = i + j;
 		}
 		if ((r = kr_ltx_commit(ltx, &s, NULL)) != 0 ||
 		    (r = kr_log_begin(log, &ltx)) != 0)
 			die("intent commit", r);
-		for (j = 0; j < m; j++) {
+		/* The HSM would sign here. */
+		for (j = 0; j < nd; j++) {
 			snprintf(b, sizeof(b), "dev%06llu",
-			    (unsigned long long)(i + j));
-			if (make_cert(pk, base + i + j, b, &der, &dl) != 0)
+			    (unsigned long long)devs[j]);
+			if (make_cert(pk, base + devs[j], b, &der, &dl) != 0)
 				return 1;
 			memset(&cs, 0, sizeof(cs));
 			cs.intent = ints[j];
@@ -247,6 +333,13 @@ main(int argc, char **argv)
 		}
 		if ((r = kr_ltx_commit(ltx, &s, NULL)) != 0)
 			die("issued commit", r);
+		/* Released only now that the log holds them. */
+		for (j = 0; outdir != NULL && j < nd; j++) {
+			snprintf(b, sizeof(b), "dev%06llu",
+			    (unsigned long long)devs[j]);
+			if ((r = emit(log, b, outdir)) != 0)
+				die("output", r);
+		}
 	}
 	if (openi > 0) {
 		struct kr_cert_intent ci;
@@ -275,6 +368,8 @@ main(int argc, char **argv)
 		free(note);
 	}
 	free(ints);
+	if (getenv("LOGFILL_CRASH_POINTS") != NULL)
+		fprintf(stderr, "crash points: %lu\n", kr_audit_crash_points());
 	kr_log_close(log);
 	kr_hsm_signer_close(hs);
 	EVP_PKEY_free(pk);
