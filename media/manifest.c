@@ -801,62 +801,148 @@ mark_duplicates(struct kr_manifest *m)
 	return 0;
 }
 
+static size_t
+skip_ws(const uint8_t *b, size_t len, size_t pos)
+{
+	while (pos < len && (b[pos] == ' ' || b[pos] == '\t' ||
+	    b[pos] == '\n' || b[pos] == '\r'))
+		pos++;
+	return pos;
+}
+
+int
+kr_manifest_each(const struct kr_mf_trust *t, const char *name,
+    const uint8_t *buf, size_t len, uint8_t sha256[32],
+    int (*cb)(struct kr_mf_result *res, size_t index, void *arg), void *arg,
+    size_t *count)
+{
+	struct kr_mf_result *res = NULL;
+	json_t *e = NULL;
+	json_error_t jerr;
+	size_t pos, n = 0;
+	int r;
+
+	if (count != NULL)
+		*count = 0;
+	if (len > KR_MF_MAX_BYTES)
+		return kr_errf(KR_ERR_TOO_LARGE, "%s: %zu bytes (limit %d)",
+		    name, len, KR_MF_MAX_BYTES);
+	kr_sha256(buf, len, sha256);
+	if ((res = malloc(sizeof(*res))) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "%s", name);
+	/*
+	 * The array one element at a time (jansson stops after each value
+	 * with JSON_DISABLE_EOF_CHECK), so memory stays one entry deep
+	 * whatever the file size. Only '[', ',', ']' and white space are
+	 * looked at here.
+	 */
+	pos = skip_ws(buf, len, 0);
+	if (pos >= len || buf[pos] != '[') {
+		r = kr_errf(KR_ERR_FORMAT, "%s: not a JSON array", name);
+		goto out;
+	}
+	pos = skip_ws(buf, len, pos + 1);
+	if (pos < len && buf[pos] == ']')
+		goto end;
+	for (;;) {
+		if (n >= KR_MF_MAX_ENTRIES) {
+			r = kr_errf(KR_ERR_TOO_LARGE, "%s: more than %d "
+			    "entries", name, KR_MF_MAX_ENTRIES);
+			goto out;
+		}
+		if ((e = json_loadb((const char *)buf + pos, len - pos,
+		    JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY |
+		    JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+			r = kr_errf(KR_ERR_FORMAT, "%s: entry %zu (byte %zu): "
+			    "%s", name, n, pos + (size_t)jerr.position,
+			    jerr.text);
+			goto out;
+		}
+		if (jerr.position <= 0) {
+			r = kr_errf(KR_ERR_FORMAT, "%s: entry %zu: empty",
+			    name, n);
+			goto out;
+		}
+		pos += (size_t)jerr.position;
+		memset(res, 0, sizeof(*res));
+		if (verify_entry(t, e, res) == 0) {
+			res->reason = KR_MF_OK;
+			memcpy(res->dev.manifest, sha256, 32);
+			(void)snprintf(res->message, sizeof(res->message),
+			    "verified");
+		}
+		json_decref(e);
+		e = NULL;
+		ERR_clear_error();
+		if ((r = cb(res, n, arg)) != 0)
+			goto out;
+		n++;
+		pos = skip_ws(buf, len, pos);
+		if (pos < len && buf[pos] == ',') {
+			pos = skip_ws(buf, len, pos + 1);
+			continue;
+		}
+		if (pos < len && buf[pos] == ']')
+			break;
+		r = kr_errf(KR_ERR_FORMAT, "%s: byte %zu: ',' or ']' "
+		    "expected after entry %zu", name, pos, n - 1);
+		goto out;
+	}
+end:
+	pos = skip_ws(buf, len, pos + 1);
+	if (pos != len) {
+		r = kr_errf(KR_ERR_FORMAT, "%s: byte %zu: data after the "
+		    "array", name, pos);
+		goto out;
+	}
+	if (count != NULL)
+		*count = n;
+	r = 0;
+out:
+	json_decref(e);
+	free(res);
+	return r;
+}
+
+/* kr_manifest_parse: collect every result. */
+static int
+collect(struct kr_mf_result *res, size_t index, void *arg)
+{
+	struct kr_manifest *m = arg;
+	struct kr_mf_result *nr;
+	size_t cap;
+
+	if (index >= m->cap) {
+		cap = m->cap == 0 ? 16 : m->cap * 2;
+		if ((nr = reallocarray(m->r, cap, sizeof(*nr))) == NULL)
+			return kr_errf(KR_ERR_ALLOC, "manifest results");
+		m->r = nr;
+		m->cap = cap;
+	}
+	m->r[index] = *res;
+	m->n = index + 1;
+	if (res->reason == KR_MF_OK)
+		m->n_ok++;
+	return 0;
+}
+
 int
 kr_manifest_parse(const struct kr_mf_trust *t, const char *name,
     const uint8_t *buf, size_t len, struct kr_manifest **out)
 {
 	struct kr_manifest *m = NULL;
-	json_t *root = NULL;
-	json_error_t jerr;
-	size_t i;
 	int r;
 
 	*out = NULL;
-	if (len > KR_MF_MAX_BYTES)
-		return kr_errf(KR_ERR_TOO_LARGE, "%s: %zu bytes (limit %d)",
-		    name, len, KR_MF_MAX_BYTES);
-	if ((root = json_loadb((const char *)buf, len,
-	    JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-		r = kr_errf(KR_ERR_FORMAT, "%s:%d:%d: %s", name, jerr.line,
-		    jerr.column, jerr.text);
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "%s", name);
+	if ((r = kr_manifest_each(t, name, buf, len, m->sha256, collect, m,
+	    NULL)) != 0 || (r = mark_duplicates(m)) != 0)
 		goto out;
-	}
-	if (!json_is_array(root)) {
-		r = kr_errf(KR_ERR_FORMAT, "%s: not a JSON array", name);
-		goto out;
-	}
-	if (json_array_size(root) > KR_MF_MAX_ENTRIES) {
-		r = kr_errf(KR_ERR_TOO_LARGE, "%s: %zu entries (limit %d)",
-		    name, json_array_size(root), KR_MF_MAX_ENTRIES);
-		goto out;
-	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->r = calloc(json_array_size(root) + 1, sizeof(*m->r))) ==
-	    NULL) {
-		r = kr_errf(KR_ERR_ALLOC, "%s", name);
-		goto out;
-	}
-	m->n = json_array_size(root);
-	kr_sha256(buf, len, m->sha256);
-	for (i = 0; i < m->n; i++) {
-		struct kr_mf_result *res = &m->r[i];
-
-		if (verify_entry(t, json_array_get(root, i), res) == 0) {
-			res->reason = KR_MF_OK;
-			memcpy(res->dev.manifest, m->sha256, 32);
-			(void)snprintf(res->message, sizeof(res->message),
-			    "verified");
-			m->n_ok++;
-		}
-	}
-	if ((r = mark_duplicates(m)) != 0)
-		goto out;
-	ERR_clear_error();
 	*out = m;
 	m = NULL;
 	r = 0;
 out:
-	json_decref(root);
 	kr_manifest_free(m);
 	return r;
 }

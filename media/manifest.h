@@ -24,7 +24,7 @@
 #include "lib/err.h"
 
 /* Named limits for manifest input. */
-#define KR_MF_MAX_BYTES (64 * 1024 * 1024)	/* one manifest file */
+#define KR_MF_MAX_BYTES (256 * 1024 * 1024)	/* one manifest file */
 #define KR_MF_MAX_ENTRIES 200000		/* entries per file */
 #define KR_MF_MAX_ENTRY_BYTES (64 * 1024)	/* one JWS object's fields */
 #define KR_MF_MAX_KEYS 16			/* JWKs per entry */
@@ -141,6 +141,7 @@ struct kr_manifest {
 	size_t n_ok;			/* results with KR_MF_OK */
 	uint8_t sha256[32];		/* SHA-256 of the file bytes */
 	struct kr_mf_result *r;		/* n results */
+	size_t cap;			/* allocated results (internal) */
 };
 
 /*
@@ -152,6 +153,22 @@ struct kr_manifest {
  */
 int kr_manifest_parse(const struct kr_mf_trust *t, const char *name,
     const uint8_t *buf, size_t len, struct kr_manifest **out) KR_WUR;
+
+/*
+ * Streaming form for large manifests: verify buf[0..len) one array element
+ * at a time and call cb(res, index, arg) for each, in file order; res is
+ * valid only during the call (copy res->dev to keep it). Memory stays one
+ * entry deep. Duplicates within the file are NOT marked (the registry
+ * refuses different content under one id). sha256 receives the file's
+ * hash before the first call; *count (may be NULL) the number of
+ * elements. A non-zero cb return stops and is returned. Whole-file
+ * errors as kr_manifest_parse, possibly after some callbacks: callers
+ * that record must do so in a transaction they abort on error.
+ */
+int kr_manifest_each(const struct kr_mf_trust *t, const char *name,
+    const uint8_t *buf, size_t len, uint8_t sha256[32],
+    int (*cb)(struct kr_mf_result *res, size_t index, void *arg), void *arg,
+    size_t *count) KR_WUR;
 
 /* Read path (bounded, O_NOFOLLOW) and kr_manifest_parse it. */
 int kr_manifest_load(const struct kr_mf_trust *t, const char *path,

@@ -66,28 +66,175 @@ device_json(const struct kr_device *d)
 	return o;
 }
 
-/* Per-file report; refused entries listed with their reason. */
-static json_t *
-file_report(const char *file, const struct kr_manifest *m)
-{
-	json_t *o, *ra;
-	char hx[65];
-	size_t i;
+/*
+ * One file, streamed (kr_manifest_each): refused entries go straight into
+ * the report; verified ones are recorded (import) or remembered compactly
+ * for the in-file duplicate check (verify).
+ */
+struct seen {
+	char id[KR_MF_UNIQUEID_MAX + 1];
+	uint8_t content[32];
+	size_t index;
+};
 
-	kr_hex(m->sha256, 32, hx);
-	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "file", file,
-	    "sha256", hx, "entries", (json_int_t)m->n, "verified",
-	    (json_int_t)m->n_ok, "added", (json_int_t)0, "already",
-	    (json_int_t)0);
-	json_object_set_new(o, "refused", ra = json_array());
-	for (i = 0; i < m->n; i++)
-		if (m->r[i].reason != KR_MF_OK)
-			json_array_append_new(ra, json_pack("{s:I, s:s, s:s, "
-			    "s:s}", "index", (json_int_t)i, "uniqueId",
-			    m->r[i].id, "reason",
-			    kr_mf_reason_str(m->r[i].reason), "message",
-			    m->r[i].message));
-	return o;
+struct fctx {
+	json_t *refused;
+	MDB_txn *txn;			/* import: the audit txn, else NULL */
+	MDB_dbi dbi;
+	size_t verified, added, already, nsigners;
+	char signers[4 * 65 + 4];
+	struct seen *seen;		/* verify only */
+	size_t nseen, cap;
+};
+
+static int
+refuse(struct fctx *c, size_t index, const char *id, enum kr_mf_reason why,
+    const char *msg)
+{
+	if (json_array_append_new(c->refused, json_pack("{s:I, s:s, s:s, "
+	    "s:s}", "index", (json_int_t)index, "uniqueId", id, "reason",
+	    kr_mf_reason_str(why), "message", msg)) != 0)
+		return kr_errf(KR_ERR_ALLOC, "report");
+	return 0;
+}
+
+static int
+entry_cb(struct kr_mf_result *res, size_t index, void *arg)
+{
+	struct fctx *c = arg;
+	struct seen *ns;
+	char hx[65];
+	int r, a;
+
+	if (res->reason != KR_MF_OK)
+		return refuse(c, index, res->id, res->reason, res->message);
+	if (c->txn == NULL) {
+		if (c->nseen == c->cap) {
+			c->cap = c->cap == 0 ? 256 : c->cap * 2;
+			if ((ns = reallocarray(c->seen, c->cap,
+			    sizeof(*ns))) == NULL)
+				return kr_errf(KR_ERR_ALLOC, "report");
+			c->seen = ns;
+		}
+		memcpy(c->seen[c->nseen].id, res->dev.unique_id,
+		    sizeof(res->dev.unique_id));
+		memcpy(c->seen[c->nseen].content, res->dev.content, 32);
+		c->seen[c->nseen++].index = index;
+		c->verified++;
+		return 0;
+	}
+	r = kr_registry_put(c->txn, c->dbi, &res->dev, &a);
+	if (r == KR_ERR_EXISTS) {
+		r = refuse(c, index, res->id, KR_MF_DUPLICATE,
+		    kr_err_detail());
+		kr_err_clear();
+		return r;
+	}
+	if (r != 0)
+		return r;
+	c->verified++;
+	if (a)
+		c->added++;
+	else
+		c->already++;
+	kr_hex(res->dev.signer, 32, hx);
+	if (strstr(c->signers, hx) == NULL && c->nsigners < 4) {
+		if (c->nsigners++ > 0)
+			strcat(c->signers, ",");
+		strcat(c->signers, hx);
+	}
+	return 0;
+}
+
+static int
+cmp_seen(const void *a, const void *b)
+{
+	const struct seen *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* verify: the same id twice with different content, as import refuses. */
+static int
+seen_dups(struct fctx *c)
+{
+	size_t i, first = 0;
+	int r;
+
+	qsort(c->seen, c->nseen, sizeof(*c->seen), cmp_seen);
+	for (i = 1; i < c->nseen; i++) {
+		if (strcmp(c->seen[first].id, c->seen[i].id) != 0) {
+			first = i;
+			continue;
+		}
+		if (memcmp(c->seen[first].content, c->seen[i].content,
+		    32) == 0)
+			continue;
+		if ((r = refuse(c, c->seen[i].index, c->seen[i].id,
+		    KR_MF_DUPLICATE, "uniqueId listed again with different "
+		    "content")) != 0)
+			return r;
+		c->verified--;
+	}
+	return 0;
+}
+
+/*
+ * Verify (txn NULL) or import one file; append its report to rep and,
+ * for import, its manifest-imported log entry to ltx.
+ */
+static int
+do_file(struct kr_policy *pol, const char *path, struct kr_ltx *ltx,
+    MDB_dbi dbi, json_t *rep)
+{
+	struct fctx c;
+	uint8_t *buf = NULL, sha[32];
+	char hx[65], entries[32], *dup = NULL;
+	size_t n = 0;
+	json_t *fr;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	c.txn = ltx != NULL ? kr_ltx_mdb(ltx) : NULL;
+	c.dbi = dbi;
+	if ((c.refused = json_array()) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "report");
+	if ((r = kr_read_file(path, KR_MF_MAX_BYTES, &buf, &n)) != 0) {
+		r = kr_errctx(r, "%s", path);
+		goto out;
+	}
+	if ((r = kr_manifest_each(kr_policy_trust(pol), path, buf, n, sha,
+	    entry_cb, &c, &n)) != 0)
+		goto out;
+	if (ltx == NULL && (r = seen_dups(&c)) != 0)
+		goto out;
+	kr_hex(sha, 32, hx);
+	fr = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:O}", "file", path,
+	    "sha256", hx, "entries", (json_int_t)n, "verified",
+	    (json_int_t)c.verified, "added", (json_int_t)c.added, "already",
+	    (json_int_t)c.already, "refused", c.refused);
+	if (fr == NULL || json_array_append_new(rep, fr) != 0) {
+		r = kr_errf(KR_ERR_ALLOC, "report");
+		goto out;
+	}
+	if (ltx != NULL) {
+		(void)snprintf(entries, sizeof(entries), "%zu", c.added);
+		if ((dup = strdup(path)) == NULL) {
+			r = kr_errf(KR_ERR_ALLOC, "%s", path);
+			goto out;
+		}
+		r = kr_ltx_appendf(ltx, KR_E_MANIFEST_IMPORTED, "operator",
+		    NULL, "file", basename(dup), "sha256", hx, "entries",
+		    entries, "signer", c.nsigners > 0 ? c.signers : NULL,
+		    NULL);
+	}
+out:
+	free(dup);
+	free(buf);
+	free(c.seen);
+	json_decref(c.refused);
+	return r;
 }
 
 static void
@@ -182,26 +329,9 @@ parse_opts(int argc, char **argv, const char *usage, const char **policy)
 	return 0;
 }
 
-/* Verify every file (pure). Whole-file failures are errors. */
-static int
-verify_files(struct kr_policy *pol, int n, char **files,
-    struct kr_manifest **ms, json_t *rep)
-{
-	int i, r;
-
-	for (i = 0; i < n; i++) {
-		if ((r = kr_manifest_load(kr_policy_trust(pol), files[i],
-		    &ms[i])) != 0)
-			return r;
-		json_array_append_new(rep, file_report(files[i], ms[i]));
-	}
-	return 0;
-}
-
 static int
 cmd_verify(struct kr_cli *cli, int argc, char **argv)
 {
-	struct kr_manifest *ms[MAX_FILES] = { NULL };
 	struct kr_policy *pol = NULL;
 	const char *policy = NULL;
 	json_t *rep = NULL;
@@ -216,16 +346,17 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 		    "[--policy FILE] MANIFEST... (1-256 files)");
 	if ((rep = json_array()) == NULL)
 		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "report"));
-	if ((r = load_policy(cli, policy, &pol)) != 0 ||
-	    (r = verify_files(pol, n, argv + optind, ms, rep)) != 0) {
-		r = kr_cli_fail(cli, r);
-		goto out;
-	}
+	if ((r = load_policy(cli, policy, &pol)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if ((r = do_file(pol, argv[optind + i], NULL, 0, rep)) != 0)
+			goto fail;
 	print_report(cli, rep, "verify");
 	r = count_refused(rep) > 0 ? KR_EXIT_PARTIAL : KR_EXIT_OK;
+	goto out;
+fail:
+	r = kr_cli_fail(cli, r);
 out:
-	for (i = 0; i < MAX_FILES; i++)
-		kr_manifest_free(ms[i]);
 	kr_policy_free(pol);
 	json_decref(rep);
 	return r;
@@ -252,62 +383,8 @@ open_signer(struct kr_cli *cli, struct kr_state_paths *paths,
 }
 
 static int
-record(struct kr_ltx *ltx, MDB_dbi dbi, const char *file,
-    struct kr_manifest *m, json_t *fr)
-{
-	json_t *refused = json_object_get(fr, "refused");
-	char hx[65], signers[4 * 65 + 8] = "", entries[32];
-	size_t i, added = 0, already = 0, ns = 0;
-	struct kr_mf_result *res;
-	char *dup = NULL;
-	int r, a;
-
-	for (i = 0; i < m->n; i++) {
-		res = &m->r[i];
-		if (res->reason != KR_MF_OK)
-			continue;
-		r = kr_registry_put(kr_ltx_mdb(ltx), dbi, &res->dev, &a);
-		if (r == KR_ERR_EXISTS) {
-			res->reason = KR_MF_DUPLICATE;
-			(void)snprintf(res->message, sizeof(res->message),
-			    "%s", kr_err_detail());
-			json_array_append_new(refused, json_pack("{s:I, s:s, "
-			    "s:s, s:s}", "index", (json_int_t)i, "uniqueId",
-			    res->id, "reason", kr_mf_reason_str(res->reason),
-			    "message", res->message));
-			kr_err_clear();
-			continue;
-		}
-		if (r != 0)
-			return kr_errctx(r, "%s", file);
-		if (a)
-			added++;
-		else
-			already++;
-		kr_hex(res->dev.signer, 32, hx);
-		if (strstr(signers, hx) == NULL && ns < 4) {
-			if (ns++ > 0)
-				strcat(signers, ",");
-			strcat(signers, hx);
-		}
-	}
-	json_object_set_new(fr, "added", json_integer((json_int_t)added));
-	json_object_set_new(fr, "already", json_integer((json_int_t)already));
-	kr_hex(m->sha256, 32, hx);
-	(void)snprintf(entries, sizeof(entries), "%zu", added);
-	if ((dup = strdup(file)) == NULL)
-		return kr_errf(KR_ERR_ALLOC, "%s", file);
-	r = kr_ltx_appendf(ltx, KR_E_MANIFEST_IMPORTED, "operator", NULL,
-	    "file", basename(dup), "sha256", hx, "entries", entries,
-	    "signer", ns > 0 ? signers : NULL, NULL);
-	free(dup);
-	return r;
-}
-
-static int
 cmd_import(struct kr_cli *cli, int argc, char **argv)
 {
-	struct kr_manifest *ms[MAX_FILES] = { NULL };
 	struct kr_policy *pol = NULL;
 	struct kr_state_paths paths;
 	struct kr_config cfg;
@@ -330,17 +407,15 @@ cmd_import(struct kr_cli *cli, int argc, char **argv)
 	if ((rep = json_array()) == NULL)
 		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "report"));
 	if ((r = load_policy(cli, policy, &pol)) != 0 ||
-	    (r = verify_files(pol, n, argv + optind, ms, rep)) != 0)
-		goto fail;
-	if ((r = open_signer(cli, &paths, &cfg, &ns, &hs)) != 0 ||
+	    (r = open_signer(cli, &paths, &cfg, &ns, &hs)) != 0 ||
 	    (r = kr_log_open(paths.log, KR_LOG_WRITE, &log)) != 0 ||
 	    (r = kr_log_begin(log, &ltx)) != 0 ||
 	    (r = kr_log_dbi(log, kr_ltx_mdb(ltx), KR_REGISTRY_DBI, 0,
 	    &dbi)) != 0)
 		goto fail;
+	/* All files in one transaction: any whole-file error, nothing. */
 	for (i = 0; i < n; i++)
-		if ((r = record(ltx, dbi, argv[optind + i], ms[i],
-		    json_array_get(rep, (size_t)i))) != 0)
+		if ((r = do_file(pol, argv[optind + i], ltx, dbi, rep)) != 0)
 			goto fail;
 	r = kr_ltx_commit(ltx, &ns, NULL);
 	ltx = NULL;
@@ -355,8 +430,6 @@ out:
 	kr_ltx_abort(ltx);
 	kr_log_close(log);
 	kr_hsm_signer_close(hs);
-	for (i = 0; i < MAX_FILES; i++)
-		kr_manifest_free(ms[i]);
 	kr_policy_free(pol);
 	json_decref(rep);
 	return r;

@@ -739,6 +739,14 @@ test_file_shape(void **st)
 		{ "", KR_ERR_FORMAT },
 		{ "[1] x", KR_ERR_FORMAT },
 		{ "[]", 0 },
+		{ " \n[ ]\r\n ", 0 },
+		{ "[1,]", KR_ERR_FORMAT },
+		{ "[1 2]", KR_ERR_FORMAT },
+		{ "[{}, {}]x", KR_ERR_FORMAT },
+		{ "[{}, {]", KR_ERR_FORMAT },
+		{ "[{\"a\":1,\"a\":2}]", KR_ERR_FORMAT },
+		{ "[,]", KR_ERR_FORMAT },
+		{ "[[]", KR_ERR_FORMAT },
 	};
 	static const char *const elems[] = {
 		"[1]", "[{}]", "[[]]",
