@@ -464,6 +464,43 @@ test_map_full(void **state)
 	rm_log(log);
 }
 
+/* MDB_MAP_FULL: abort, the map grows, the caller's retry succeeds. */
+static void
+test_map_grows(void **state)
+{
+	struct kr_log *log;
+	struct kr_ltx *ltx;
+	static char big[60000];
+	uint64_t before;
+	int r = 0, i, attempt;
+
+	(void)state;
+	setenv("KEYROOM_LOG_MAP_INITIAL", "1048576", 1);
+	setenv("KEYROOM_LOG_MAP_MAX", "67108864", 1);
+	log = fresh_log();
+	memset(big, 'y', sizeof(big) - 1);
+	before = log_size(log);
+	for (attempt = 0; attempt < 8; attempt++) {
+		assert_int_equal(kr_log_begin(log, &ltx), 0);
+		for (i = 0, r = 0; i < 40 && r == 0; i++)
+			r = kr_ltx_appendf(ltx, KR_E_SELF_CHECK, "op", NULL,
+			    "check", "fill", "result", big, NULL);
+		if (r == 0)
+			r = kr_ltx_commit(ltx, &signer, NULL);
+		else
+			kr_ltx_abort(ltx);
+		if (r != KR_ERR_MAP_FULL)
+			break;
+	}
+	assert_int_equal(r, 0);
+	assert_true(attempt >= 1);	/* it did fill up first */
+	assert_int_equal(log_size(log), before + 40);
+	verify_ok(log);
+	unsetenv("KEYROOM_LOG_MAP_INITIAL");
+	unsetenv("KEYROOM_LOG_MAP_MAX");
+	rm_log(log);
+}
+
 int
 main(void)
 {
@@ -475,6 +512,7 @@ main(void)
 		cmocka_unit_test(test_tile_path),
 		cmocka_unit_test(test_log_issuance),
 		cmocka_unit_test(test_map_full),
+		cmocka_unit_test(test_map_grows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
