@@ -40,6 +40,7 @@ static const step_fn runners[KR_STEP__COUNT] = {
 	[KR_STEP_DESTROY_KEY] = step_destroy_key,
 	[KR_STEP_RESHARE] = step_reshare,
 	[KR_STEP_PRINT_TRANSCRIPT] = step_print_transcript,
+	[KR_STEP_PROMOTE] = step_promote,
 };
 
 int
@@ -101,6 +102,80 @@ crun_role(const char *name)
 }
 
 int
+crun_next(const struct kr_step *st)
+{
+	return strcmp(kr_step_str(st, "generation", "current"), "next") == 0;
+}
+
+int
+crun_key_label(struct crun *c, int role, int next, char *buf, size_t len)
+{
+	return kr_snprintf(buf, len, "%s%s", role == ROLE_ROOT ?
+	    c->a->cfg.key_root : c->a->cfg.key_issuing, next ? "-next" : "");
+}
+
+int
+crun_cert_path(struct crun *c, const char *name, int next, char *buf,
+    size_t len)
+{
+	return kr_snprintf(buf, len, "%s/%s%s.pem", c->a->paths.certs, name,
+	    next ? "-next" : "");
+}
+
+/*
+ * libp11 opens its own session with C_CloseAllSessions on first use,
+ * after which the token's raw session is gone: keys are found once per
+ * ceremony and kept, and nothing touches a CA token's raw session after
+ * it has signed.
+ */
+int
+crun_role_key(struct crun *c, int role, int next, struct kr_key **key)
+{
+	struct kr_key **slot = next ? &c->role[role].next_key :
+	    &c->role[role].key;
+	struct kr_token *tok;
+	char label[KR_KEY_LABEL_MAX + 8];
+	int r;
+
+	*key = NULL;
+	if (*slot == NULL && ((r = crun_token(c, role, &tok)) != 0 ||
+	    (r = crun_key_label(c, role, next, label, sizeof(label))) != 0 ||
+	    (r = kr_token_find_key(tok, label, slot)) != 0))
+		return r;
+	*key = *slot;
+	return 0;
+}
+
+void
+crun_forget_keys(struct crun *c, int role)
+{
+	kr_key_free(c->role[role].key);
+	kr_key_free(c->role[role].next_key);
+	c->role[role].key = NULL;
+	c->role[role].next_key = NULL;
+}
+
+/* Find the role's existing CA keys while the raw session is fresh. */
+static void
+precache(struct crun *c, int role, struct kr_token *tok)
+{
+	char label[KR_KEY_LABEL_MAX + 8];
+	int next;
+
+	for (next = 0; next < 2; next++) {
+		struct kr_key **slot = next ? &c->role[role].next_key :
+		    &c->role[role].key;
+
+		if (*slot != NULL || crun_key_label(c, role, next, label,
+		    sizeof(label)) != 0)
+			continue;
+		if (kr_token_find_key(tok, label, slot) != 0)
+			*slot = NULL;	/* not there (yet) */
+	}
+	kr_err_clear();
+}
+
+int
 crun_token(struct crun *c, int role, struct kr_token **tok)
 {
 	struct crole *cr = &c->role[role];
@@ -117,12 +192,10 @@ crun_token(struct crun *c, int role, struct kr_token **tok)
 		if ((r = kr_quorum_unlock_role(c->a, &c->o->shares, cr->name,
 		    c->actor, c->out, &cr->tok, &cr->pin, &cr->pinlen)) != 0)
 			return r;
-		*tok = cr->tok;
-		return 0;
-	}
-	if ((r = kr_token_open(c->a->hsm, label, cr->pin, cr->pinlen,
+	} else if ((r = kr_token_open(c->a->hsm, label, cr->pin, cr->pinlen,
 	    &cr->tok)) != 0)
 		return r;
+	precache(c, role, cr->tok);
 	*tok = cr->tok;
 	return 0;
 }
@@ -527,6 +600,8 @@ crun_free_roles(struct crun *c)
 	for (i = 0; i < ROLE__COUNT; i++) {
 		kr_key_free(c->role[i].key);
 		c->role[i].key = NULL;
+		kr_key_free(c->role[i].next_key);
+		c->role[i].next_key = NULL;
 		kr_token_close(c->role[i].tok);
 		c->role[i].tok = NULL;
 		kr_secure_free(c->role[i].pin, KR_PIN_MAX);

@@ -21,6 +21,7 @@ struct crole {
 	int existed;			/* token existed before init-tokens */
 	struct kr_token *tok;		/* logged in */
 	struct kr_key *key;		/* the role's CA key, found once */
+	struct kr_key *next_key;	/* its successor (root rotation) */
 	char *pin;			/* secure KR_PIN_MAX, while tok open */
 	size_t pinlen;
 };
@@ -81,8 +82,22 @@ int step_issue_crl(struct crun *, const struct kr_step *);
 int step_cross_certify(struct crun *, const struct kr_step *);
 int step_rotation_package(struct crun *, const struct kr_step *);
 int step_print_transcript(struct crun *, const struct kr_step *);
+int step_promote(struct crun *, const struct kr_step *);
 
 /* Helpers (run.c). */
+/* Is this step about the next generation (root rotation)? */
+int crun_next(const struct kr_step *st);
+/* Key label of a role's CA key: "root-ca" or "root-ca-next". */
+int crun_key_label(struct crun *c, int role, int next, char *buf,
+    size_t len) KR_WUR;
+/* certs/<name>.pem or certs/<name>-next.pem. */
+int crun_cert_path(struct crun *c, const char *name, int next, char *buf,
+    size_t len) KR_WUR;
+/* Drop the cached keys of a role (before its token is closed). */
+void crun_forget_keys(struct crun *c, int role);
+/* The role's CA key of a generation, found once (borrowed). */
+int crun_role_key(struct crun *c, int role, int next, struct kr_key **key)
+    KR_WUR;
 int crun_role(const char *name);
 /* Logged-in token of a role: open with the new PIN if this ceremony set
  * it, else a quorum unlock. */

@@ -22,12 +22,13 @@ const struct kr_step_type_def kr_step_types[KR_STEP__COUNT] = {
 	    "split the token's PIN M-of-N and print the share cards" },
 	{ KR_STEP_UNLOCK, "unlock", K("token"), K("token"),
 	    "the role's quorum enters its shares; log in to the token" },
-	{ KR_STEP_GENERATE_KEY, "generate-key", K("token", "algorithm"),
-	    K("token"), "generate the CA key inside the token" },
-	{ KR_STEP_SELF_SIGN_ROOT, "self-sign-root", NONE, NONE,
+	{ KR_STEP_GENERATE_KEY, "generate-key",
+	    K("token", "algorithm", "generation"), K("token"),
+	    "generate the CA key inside the token" },
+	{ KR_STEP_SELF_SIGN_ROOT, "self-sign-root", K("generation"), NONE,
 	    "self-sign the root certificate (root profile)" },
-	{ KR_STEP_SIGN_INTERMEDIATE, "sign-intermediate", NONE, NONE,
-	    "sign the intermediate certificate with the root key" },
+	{ KR_STEP_SIGN_INTERMEDIATE, "sign-intermediate", K("generation"),
+	    NONE, "sign the intermediate certificate with the root key" },
 	{ KR_STEP_GENERATE_AUDIT_KEY, "generate-audit-key", NONE, NONE,
 	    "show the audit log's checkpoint key (created by keyroom init)" },
 	{ KR_STEP_CHECKPOINT, "checkpoint", NONE, NONE,
@@ -49,6 +50,9 @@ const struct kr_step_type_def kr_step_types[KR_STEP__COUNT] = {
 	    "re-split the token's PIN to a new custodian list" },
 	{ KR_STEP_PRINT_TRANSCRIPT, "print-transcript", NONE, NONE,
 	    "write the transcript to the media directory now" },
+	{ KR_STEP_PROMOTE, "promote", NONE, NONE,
+	    "make the next root and intermediate current (old keys destroyed "
+	    "first)" },
 };
 
 static const char *const roles[] = { "root", "issuing", NULL };
@@ -59,6 +63,7 @@ static const char *const whats[] = { "root", "intermediate", "chain",
 static const char *const issuers[] = { "root", "intermediate", NULL };
 static const char *const directions[] = { "old-to-new", "new-to-old",
     NULL };
+static const char *const generations[] = { "current", "next", NULL };
 
 const struct kr_step_type_def *
 kr_step_type_find(const char *name)
@@ -160,6 +165,8 @@ check_param(const struct kr_script *s, const char *where, const char *key,
 		return one_of(where, key, v, issuers);
 	if (strcmp(key, "direction") == 0)
 		return one_of(where, key, v, directions);
+	if (strcmp(key, "generation") == 0)
+		return one_of(where, key, v, generations);
 	if (strcmp(key, "m") == 0 || strcmp(key, "n") == 0) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > KR_Q_MAX_N)

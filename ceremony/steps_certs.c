@@ -12,12 +12,15 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/cms.h>
+#include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "audit/qr.h"
 #include "ca/ca.h"
 #include "ceremony/run_int.h"
+#include "ceremony/tokenops.h"
 #include "lib/util.h"
 
 #define MAX_REVOKED 100000
@@ -166,31 +169,6 @@ write_pem(const char *path, const X509 *x, int replace)
 }
 
 /*
- * The role's CA key, found once per ceremony and kept (borrowed by the
- * caller): libp11 opens its own session with C_CloseAllSessions on first
- * use, after which the token's raw session is gone, so nothing here
- * touches the CA tokens' raw sessions again after signing.
- */
-static int
-role_key(struct crun *c, int role, struct kr_key **key)
-{
-	struct kr_token *tok;
-	int r;
-
-	*key = NULL;
-	if (c->role[role].key != NULL) {
-		*key = c->role[role].key;
-		return 0;
-	}
-	if ((r = crun_token(c, role, &tok)) != 0 ||
-	    (r = kr_token_find_key(tok, role == ROLE_ROOT ? c->a->cfg.key_root :
-	    c->a->cfg.key_issuing, &c->role[role].key)) != 0)
-		return r;
-	*key = c->role[role].key;
-	return 0;
-}
-
-/*
  * A fresh serial (KR_SERIAL_LEN bytes, positive, first byte nonzero) from
  * the HSM RNG through a public session of the audit token, never used by
  * this issuer before.
@@ -230,26 +208,28 @@ step_self_sign_root(struct crun *c, const struct kr_step *st)
 {
 	struct kr_key *key = NULL;
 	uint8_t serial[KR_SERIAL_LEN];
-	char issuer[65], sh[41];
+	char issuer[65], sh[41], path[PATH_MAX];
+	int next = crun_next(st);
 	X509 *x = NULL;
 	int r;
 
-	(void)st;
-	if (access(c->a->paths.root_pem, F_OK) == 0)
+	if ((r = crun_cert_path(c, "root", next, path, sizeof(path))) != 0)
+		return r;
+	if (access(path, F_OK) == 0)
 		return kr_errf(KR_ERR_EXISTS, "%s exists: this state already "
-		    "has a root", c->a->paths.root_pem);
-	if ((r = role_key(c, ROLE_ROOT, &key)) != 0 ||
+		    "has a%s root", path, next ? " next" : "");
+	if ((r = crun_role_key(c, ROLE_ROOT, next, &key)) != 0 ||
 	    (r = issuer_id_of_key(key, issuer)) != 0)
 		goto out;
 	if ((r = new_serial(c, issuer, serial)) != 0 ||
 	    (r = kr_ca_make_root(&c->a->cfg.root, key, serial, time(NULL),
 	    &x)) != 0 ||
 	    (r = log_cert(c, x, issuer)) != 0 ||
-	    (r = write_pem(c->a->paths.root_pem, x, 0)) != 0 ||
+	    (r = write_pem(path, x, 0)) != 0 ||
 	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
 		goto out;
-	crun_detail(c, "root certificate serial %s written to %s", sh,
-	    c->a->paths.root_pem);
+	crun_detail(c, "%sroot certificate serial %s written to %s", next ?
+	    "next " : "", sh, path);
 	cert_fingerprint(c, "root certificate", x);
  out:
 	X509_free(x);
@@ -265,15 +245,21 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 	char issuer[65], sh[41], *p1 = NULL, *p2 = NULL, *chain = NULL;
 	size_t l1 = 0, l2 = 0;
 	X509 *root = NULL, *x = NULL;
+	char rpath[PATH_MAX], ipath[PATH_MAX], cpath[PATH_MAX];
+	int next = crun_next(st);
 	int r;
 
-	(void)st;
-	if (access(c->a->paths.intermediate_pem, F_OK) == 0)
+	if ((r = crun_cert_path(c, "root", next, rpath, sizeof(rpath))) != 0 ||
+	    (r = crun_cert_path(c, "intermediate", next, ipath,
+	    sizeof(ipath))) != 0 ||
+	    (r = crun_cert_path(c, "chain", next, cpath, sizeof(cpath))) != 0)
+		return r;
+	if (access(ipath, F_OK) == 0)
 		return kr_errf(KR_ERR_EXISTS, "%s exists: this state already "
-		    "has an intermediate", c->a->paths.intermediate_pem);
-	if ((r = kr_ca_load_cert(c->a->paths.root_pem, &root)) != 0 ||
-	    (r = role_key(c, ROLE_ROOT, &rkey)) != 0 ||
-	    (r = role_key(c, ROLE_ISSUING, &ikey)) != 0 ||
+		    "has a%s intermediate", ipath, next ? " next" : "n");
+	if ((r = kr_ca_load_cert(rpath, &root)) != 0 ||
+	    (r = crun_role_key(c, ROLE_ROOT, next, &rkey)) != 0 ||
+	    (r = crun_role_key(c, ROLE_ISSUING, next, &ikey)) != 0 ||
 	    (r = issuer_id(root, issuer)) != 0)
 		goto out;
 	iss.cert = root;
@@ -293,14 +279,13 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 	}
 	memcpy(chain, p1, l1);
 	memcpy(chain + l1, p2, l2);
-	if ((r = kr_write_new_file(c->a->paths.intermediate_pem, p1, l1,
-	    0644)) != 0 ||
-	    (r = kr_write_replace_file(c->a->paths.chain_pem, chain, l1 + l2,
-	    0644)) != 0 ||
+	if ((r = kr_write_new_file(ipath, p1, l1, 0644)) != 0 ||
+	    (r = kr_write_replace_file(cpath, chain, l1 + l2, 0644)) != 0 ||
 	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
 		goto out;
-	crun_detail(c, "intermediate serial %s signed by the root, written to "
-	    "%s", sh, c->a->paths.intermediate_pem);
+	crun_detail(c, "%sintermediate serial %s signed by the %sroot, "
+	    "written to %s", next ? "next " : "", sh, next ? "next " : "",
+	    ipath);
 	cert_fingerprint(c, "intermediate certificate", x);
  out:
 	free(p1);
@@ -567,7 +552,7 @@ step_issue_crl(struct crun *c, const struct kr_step *st)
 
 	if ((r = issuer_cert(c, which, &x)) != 0 ||
 	    (r = issuer_id(x, issuer)) != 0 ||
-	    (r = role_key(c, role, &key)) != 0)
+	    (r = crun_role_key(c, role, 0, &key)) != 0)
 		goto out;
 	iss.cert = x;
 	iss.key = key;
@@ -645,20 +630,342 @@ step_print_transcript(struct crun *c, const struct kr_step *st)
 	return 0;
 }
 
-int
-step_cross_certify(struct crun *c, const struct kr_step *st)
+/* ---------------------------------------------------------- root rotation */
+
+static const EVP_MD *
+md_for(const struct kr_key *key)
 {
-	(void)c;
-	return kr_errf(KR_ERR_UNSUPPORTED, "cross-certify %s: not implemented "
-	    "yet (needs a CA-certificate builder for cross certificates in "
-	    "ca/ca.h)", kr_step_str(st, "direction", ""));
+	return kr_key_type(key) == KR_KEY_P384 ? EVP_sha384() : EVP_sha256();
+}
+
+/*
+ * A cross certificate: subject's name and key, issued and signed by
+ * signer (CA:TRUE, keyCertSign + cRLSign, the subject's SKI, AKI of the
+ * signer), valid until the earlier of both notAfters; signed in the HSM
+ * and verified before it is returned.
+ */
+static int
+make_cross(struct crun *c, X509 *signer, struct kr_key *skey, X509 *subject,
+    const char *issuer, X509 **out)
+{
+	uint8_t serial[KR_SERIAL_LEN];
+	X509V3_CTX ctx;
+	X509_EXTENSION *e = NULL;
+	ASN1_INTEGER *sn = NULL;
+	BIGNUM *bn = NULL;
+	EVP_PKEY *pk = NULL;
+	const ASN1_TIME *na;
+	X509 *x = NULL;
+	int r, i;
+
+	*out = NULL;
+	if ((r = kr_hsm_check_pubkey(skey, X509_get0_pubkey(signer))) != 0 ||
+	    (r = new_serial(c, issuer, serial)) != 0 ||
+	    (r = kr_hsm_evp_private(skey, &pk)) != 0)
+		return r;
+	r = KR_ERR_LIBCRYPTO;
+	na = ASN1_TIME_compare(X509_get0_notAfter(signer),
+	    X509_get0_notAfter(subject)) < 0 ? X509_get0_notAfter(signer) :
+	    X509_get0_notAfter(subject);
+	if ((x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
+	    (bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    X509_set_serialNumber(x, sn) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(signer)) != 1 ||
+	    X509_set_subject_name(x, X509_get_subject_name(subject)) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_set1_notAfter(x, na) != 1 ||
+	    X509_set_pubkey(x, X509_get0_pubkey(subject)) != 1)
+		goto ssl;
+	X509V3_set_ctx(&ctx, signer, x, NULL, NULL, 0);
+	if ((e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+	    "critical,CA:TRUE")) == NULL || X509_add_ext(x, e, -1) != 1)
+		goto ssl;
+	X509_EXTENSION_free(e);
+	if ((e = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+	    "critical,keyCertSign,cRLSign")) == NULL ||
+	    X509_add_ext(x, e, -1) != 1)
+		goto ssl;
+	X509_EXTENSION_free(e);
+	e = NULL;
+	/* The subject's own SKI, so paths through either certificate match. */
+	if ((i = X509_get_ext_by_NID(subject, NID_subject_key_identifier,
+	    -1)) < 0 || X509_add_ext(x, X509_get_ext(subject, i), -1) != 1)
+		goto ssl;
+	if ((e = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
+	    "keyid:always")) == NULL || X509_add_ext(x, e, -1) != 1)
+		goto ssl;
+	if (X509_sign(x, pk, md_for(skey)) <= 0)
+		goto ssl;
+	if (X509_verify(x, X509_get0_pubkey(signer)) != 1) {
+		r = kr_errf(KR_ERR_SIGNATURE, "cross certificate: the HSM "
+		    "signature does not verify");
+		goto out;
+	}
+	*out = x;
+	x = NULL;
+	r = 0;
+	goto out;
+ ssl:
+	r = kr_err_ssl("cross certificate");
+ out:
+	X509_EXTENSION_free(e);
+	ASN1_INTEGER_free(sn);
+	BN_free(bn);
+	X509_free(x);
+	return r;
+}
+
+static int
+copy_to_media(struct crun *c, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (c->o->media == NULL)
+		return 0;
+	if ((r = kr_mkdirs(c->o->media, 0755)) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s/%s", c->o->media,
+	    name)) != 0)
+		return r;
+	return kr_write_new_file(path, data, len, 0644);
 }
 
 int
+step_cross_certify(struct crun *c, const struct kr_step *st)
+{
+	int old_signs = strcmp(kr_step_str(st, "direction", ""),
+	    "old-to-new") == 0;
+	char cur[PATH_MAX], nxt[PATH_MAX], path[PATH_MAX], issuer[65], sh[41];
+	X509 *oldc = NULL, *newc = NULL, *x = NULL;
+	struct kr_key *key = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = crun_cert_path(c, "root", 0, cur, sizeof(cur))) != 0 ||
+	    (r = crun_cert_path(c, "root", 1, nxt, sizeof(nxt))) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s/cross-%s.pem",
+	    c->a->paths.certs, old_signs ? "old-to-new" : "new-to-old")) != 0)
+		return r;
+	if ((r = kr_ca_load_cert(cur, &oldc)) != 0 ||
+	    (r = kr_ca_load_cert(nxt, &newc)) != 0 ||
+	    (r = crun_role_key(c, ROLE_ROOT, !old_signs, &key)) != 0 ||
+	    (r = issuer_id(old_signs ? oldc : newc, issuer)) != 0)
+		goto out;
+	if ((r = make_cross(c, old_signs ? oldc : newc, key, old_signs ?
+	    newc : oldc, issuer, &x)) != 0 ||
+	    (r = log_cert(c, x, issuer)) != 0 ||
+	    (r = write_pem(path, x, 0)) != 0 ||
+	    (r = kr_ca_cert_pem(x, &pem, &len)) != 0 ||
+	    (r = copy_to_media(c, old_signs ? "cross-old-to-new.pem" :
+	    "cross-new-to-old.pem", pem, len)) != 0 ||
+	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
+		goto out;
+	crun_detail(c, "the %s root certifies the %s root: serial %s, written "
+	    "to %s", old_signs ? "old" : "new", old_signs ? "new" : "old", sh,
+	    path);
+	cert_fingerprint(c, "cross certificate", x);
+ out:
+	free(pem);
+	X509_free(oldc);
+	X509_free(newc);
+	X509_free(x);
+	return r;
+}
+
+/*
+ * The root-of-trust update for devices: the new root certificate (DER)
+ * as CMS SignedData by the old root (openssl cms -verify -binary -inform
+ * DER -CAfile old-root.pem -purpose any), checked here first.
+ */
+int
 step_rotation_package(struct crun *c, const struct kr_step *st)
 {
-	(void)c;
+	char cur[PATH_MAX], nxt[PATH_MAX], path[PATH_MAX], hex[65];
+	X509 *oldc = NULL, *newc = NULL;
+	struct kr_key *key = NULL;
+	CMS_ContentInfo *cms = NULL;
+	X509_STORE *store = NULL;
+	BIO *in = NULL, *out = NULL, *ver = NULL;
+	EVP_PKEY *pk = NULL;
+	uint8_t *der = NULL, *p7 = NULL, h[32];
+	BUF_MEM *bm;
+	int dlen, plen, r;
+
 	(void)st;
-	return kr_errf(KR_ERR_UNSUPPORTED, "rotation-package: not implemented "
-	    "yet");
+	if ((r = crun_cert_path(c, "root", 0, cur, sizeof(cur))) != 0 ||
+	    (r = crun_cert_path(c, "root", 1, nxt, sizeof(nxt))) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s/root-update.p7",
+	    c->a->paths.certs)) != 0)
+		return r;
+	if ((r = kr_ca_load_cert(cur, &oldc)) != 0 ||
+	    (r = kr_ca_load_cert(nxt, &newc)) != 0 ||
+	    (r = crun_role_key(c, ROLE_ROOT, 0, &key)) != 0 ||
+	    (r = kr_hsm_check_pubkey(key, X509_get0_pubkey(oldc))) != 0 ||
+	    (r = kr_hsm_evp_private(key, &pk)) != 0)
+		goto out;
+	r = KR_ERR_LIBCRYPTO;
+	if ((dlen = i2d_X509(newc, &der)) <= 0 ||
+	    (in = BIO_new_mem_buf(der, dlen)) == NULL ||
+	    (cms = CMS_sign(oldc, pk, NULL, in, CMS_BINARY |
+	    CMS_NOSMIMECAP)) == NULL ||
+	    (plen = i2d_CMS_ContentInfo(cms, &p7)) <= 0)
+		goto ssl;
+	/* Verify as a device would: old root as the only trust anchor. */
+	if ((store = X509_STORE_new()) == NULL ||
+	    X509_STORE_add_cert(store, oldc) != 1 ||
+	    X509_STORE_set_purpose(store, X509_PURPOSE_ANY) != 1 ||
+	    (ver = BIO_new(BIO_s_mem())) == NULL ||
+	    CMS_verify(cms, NULL, store, NULL, ver, CMS_BINARY) != 1)
+		goto ssl;
+	BIO_get_mem_ptr(ver, &bm);
+	if (bm->length != (size_t)dlen || memcmp(bm->data, der, dlen) != 0) {
+		r = kr_errf(KR_ERR_SIGNATURE, "rotation package does not carry "
+		    "the new root");
+		goto out;
+	}
+	if ((r = kr_write_new_file(path, p7, (size_t)plen, 0644)) != 0 ||
+	    (r = copy_to_media(c, "root-update.p7", p7, (size_t)plen)) != 0)
+		goto out;
+	kr_sha256(p7, (size_t)plen, h);
+	kr_hex(h, 32, hex);
+	if ((r = crun_extra(c, KR_E_EXPORT, "what", "root-update-package",
+	    "dest", path, "sha256", hex, NULL)) != 0)
+		goto out;
+	if (c->o->media != NULL) {
+		char *pem = NULL;
+		size_t len = 0;
+
+		if ((r = kr_ca_cert_pem(newc, &pem, &len)) == 0)
+			r = copy_to_media(c, "new-root.pem", pem, len);
+		free(pem);
+		if (r != 0)
+			goto out;
+	}
+	crun_detail(c, "new root signed by the old root as CMS SignedData: %s",
+	    path);
+	crun_fingerprint(c, "root update package", h);
+	r = 0;
+	goto out;
+ ssl:
+	r = kr_err_ssl("rotation package");
+ out:
+	OPENSSL_free(der);
+	OPENSSL_free(p7);
+	BIO_free(in);
+	BIO_free(ver);
+	BIO_free(out);
+	X509_STORE_free(store);
+	CMS_ContentInfo_free(cms);
+	X509_free(oldc);
+	X509_free(newc);
+	return r;
+}
+
+/* Move certs/<name>.pem aside as <name>-retired-<serial>.pem. */
+static int
+retire_file(struct crun *c, const char *name, const char *serial)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (kr_snprintf(from, sizeof(from), "%s/%s", c->a->paths.certs,
+	    name) != 0 || kr_snprintf(to, sizeof(to), "%s/retired-%s-%s",
+	    c->a->paths.certs, serial, name) != 0)
+		return KR_ERR_TOO_LARGE;
+	if (access(from, F_OK) != 0)
+		return 0;
+	if (link(from, to) == -1)
+		return kr_err_sys("%s", to);
+	if (unlink(from) == -1)
+		return kr_err_sys("%s", from);
+	return 0;
+}
+
+static int
+promote_file(struct crun *c, const char *name)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (kr_snprintf(from, sizeof(from), "%s/%s-next.pem",
+	    c->a->paths.certs, name) != 0 || kr_snprintf(to, sizeof(to),
+	    "%s/%s.pem", c->a->paths.certs, name) != 0)
+		return KR_ERR_TOO_LARGE;
+	if (rename(from, to) == -1)
+		return kr_err_sys("%s -> %s", from, to);
+	return 0;
+}
+
+int
+step_promote(struct crun *c, const struct kr_step *st)
+{
+	char rnext[PATH_MAX], inext[PATH_MAX], cur[KR_KEY_LABEL_MAX + 8];
+	char nxt[KR_KEY_LABEL_MAX + 8], sh[41], *yaml = NULL;
+	X509 *oldroot = NULL;
+	struct kr_token *tok;
+	size_t n;
+	int role, r;
+
+	(void)st;
+	if ((r = crun_cert_path(c, "root", 1, rnext, sizeof(rnext))) != 0 ||
+	    (r = crun_cert_path(c, "intermediate", 1, inext,
+	    sizeof(inext))) != 0)
+		return r;
+	if (access(rnext, F_OK) != 0 || access(inext, F_OK) != 0)
+		return kr_errf(KR_ERR_STATE, "promote: %s and %s must exist "
+		    "(self-sign-root and sign-intermediate, generation next)",
+		    rnext, inext);
+	if ((r = kr_ca_load_cert(c->a->paths.root_pem, &oldroot)) != 0 ||
+	    (r = cert_serial_hex(oldroot, sh, sizeof(sh))) != 0)
+		goto out;
+	/* Keys: the next ones take the configured labels. */
+	for (role = 0; role < ROLE__COUNT; role++) {
+		if ((r = crun_token(c, role, &tok)) != 0 ||
+		    (r = crun_key_label(c, role, 0, cur, sizeof(cur))) != 0 ||
+		    (r = crun_key_label(c, role, 1, nxt, sizeof(nxt))) != 0)
+			goto out;
+		if ((r = kr_tokenop_relabel(c->a->module, kr_token_label(tok),
+		    c->role[role].pin, c->role[role].pinlen, nxt, cur,
+		    &n)) != 0) {
+			if (r == KR_ERR_EXISTS)
+				r = kr_errctx(r, "destroy the old %s key first "
+				    "(destroy-key)", c->role[role].name);
+			goto out;
+		}
+		kr_key_free(c->role[role].key);
+		c->role[role].key = c->role[role].next_key;
+		c->role[role].next_key = NULL;
+	}
+	/* Certificates: the old ones are kept under retired-<serial>-. */
+	if ((r = retire_file(c, "root.pem", sh)) != 0 ||
+	    (r = retire_file(c, "intermediate.pem", sh)) != 0 ||
+	    (r = retire_file(c, "chain.pem", sh)) != 0 ||
+	    (r = retire_file(c, "root.crl.pem", sh)) != 0 ||
+	    (r = retire_file(c, "intermediate.crl.pem", sh)) != 0 ||
+	    (r = promote_file(c, "root")) != 0 ||
+	    (r = promote_file(c, "intermediate")) != 0 ||
+	    (r = promote_file(c, "chain")) != 0 ||
+	    (r = kr_fsync_dir(c->a->paths.certs)) != 0)
+		goto out;
+	/* The profiles follow the new keys' algorithms. */
+	if ((r = kr_config_render(&c->a->cfg, &yaml)) != 0 ||
+	    (r = kr_write_replace_file(c->a->paths.config, yaml, strlen(yaml),
+	    0600)) != 0)
+		goto out;
+	{
+		uint8_t h[32];
+		char hex[65];
+
+		kr_sha256(yaml, strlen(yaml), h);
+		kr_hex(h, 32, hex);
+		if ((r = crun_extra(c, KR_E_CONFIG_CHANGE, "file",
+		    c->a->paths.config, "sha256", hex, NULL)) != 0)
+			goto out;
+	}
+	crun_detail(c, "the new root and intermediate are current; the old "
+	    "root %s and its files are kept as retired-%s-*", sh, sh);
+ out:
+	free(yaml);
+	X509_free(oldroot);
+	return r;
 }

@@ -276,6 +276,7 @@ split_and_set(struct crun *c, int role, const uint8_t *secret, unsigned m,
 	if (cr->pinlen != KR_Q_PIN_LEN || CRYPTO_memcmp(cr->pin, pin,
 	    KR_Q_PIN_LEN) != 0) {
 		/* The token still has the old PIN: close, change, reopen. */
+		crun_forget_keys(c, role);
 		kr_token_close(cr->tok);
 		cr->tok = NULL;
 		if ((r = kr_tokenop_set_pin(c->a->module, label, cr->pin,
@@ -287,6 +288,7 @@ split_and_set(struct crun *c, int role, const uint8_t *secret, unsigned m,
 	/* Cards only once the PIN they rebuild is the token's PIN. */
 	if ((r = emit_cards(c, set, sh)) != 0)
 		goto out;
+	crun_forget_keys(c, role);
 	kr_token_close(cr->tok);
 	cr->tok = NULL;
 	if ((r = kr_token_open(c->a->hsm, label, cr->pin, cr->pinlen,
@@ -386,20 +388,22 @@ step_generate_key(struct crun *c, const struct kr_step *st)
 	int role = crun_role(rname);
 	struct kr_profile *prof = role == ROLE_ROOT ? &c->a->cfg.root :
 	    &c->a->cfg.intermediate;
-	const char *klabel = role == ROLE_ROOT ? c->a->cfg.key_root :
-	    c->a->cfg.key_issuing;
 	const char *alg = kr_step_str(st, "algorithm", NULL);
 	struct kr_token *tok;
-	struct kr_key *key = NULL;
+	struct kr_key *key = NULL, **slot;
 	enum kr_key_type type = prof->algorithm;
 	uint8_t h[32];
-	char hex[65];
-	int r;
+	char hex[65], klabel[KR_KEY_LABEL_MAX + 8];
+	int next = crun_next(st), r;
 
+	slot = next ? &c->role[role].next_key : &c->role[role].key;
+	if ((r = crun_key_label(c, role, next, klabel, sizeof(klabel))) != 0)
+		return r;
 	if (alg != NULL && (type = kr_key_type_parse(alg)) == KR_KEY_NONE)
 		return kr_errf(KR_ERR_UNSUPPORTED, "algorithm %s", alg);
 	/* This ceremony's certificates use the key it generated. */
 	prof->algorithm = type;
+	prof->algorithms = KR_KEY_BIT(type);
 	if ((r = crun_token(c, role, &tok)) != 0 ||
 	    (r = kr_token_generate(tok, type, klabel, &key)) != 0 ||
 	    (r = spki_sha256(kr_hsm_pubkey(key), h)) != 0)
@@ -412,8 +416,8 @@ step_generate_key(struct crun *c, const struct kr_step *st)
 	crun_detail(c, "%s key '%s' in token %s", kr_key_type_name(type),
 	    klabel, kr_token_label(tok));
 	crun_fingerprint(c, "public key", h);
-	kr_key_free(c->role[role].key);
-	c->role[role].key = key;	/* kept for this ceremony's steps */
+	kr_key_free(*slot);
+	*slot = key;	/* kept for this ceremony's steps */
 	key = NULL;
  out:
 	kr_key_free(key);
@@ -505,35 +509,32 @@ step_destroy_key(struct crun *c, const struct kr_step *st)
 {
 	const char *rname = kr_step_str(st, "token", "");
 	int role = crun_role(rname);
-	const char *klabel = role == ROLE_ROOT ? c->a->cfg.key_root :
-	    c->a->cfg.key_issuing;
 	struct kr_token *tok;
 	struct kr_key *key = NULL;
 	uint8_t h[32];
-	char hex[65], reason[128];
+	char hex[65], reason[128], klabel[KR_KEY_LABEL_MAX + 8];
 	size_t n = 0;
 	int r;
 
 	if ((r = crun_token(c, role, &tok)) != 0 ||
-	    (r = kr_token_find_key(tok, klabel, &key)) != 0 ||
+	    (r = crun_key_label(c, role, 0, klabel, sizeof(klabel))) != 0 ||
+	    (r = crun_role_key(c, role, 0, &key)) != 0 ||
 	    (r = spki_sha256(kr_hsm_pubkey(key), h)) != 0)
-		goto out;
-	kr_key_free(key);
-	key = NULL;
+		return r;
 	if ((r = kr_tokenop_destroy_key(c->a->module, kr_token_label(tok),
 	    c->role[role].pin, c->role[role].pinlen, klabel, &n)) != 0)
-		goto out;
+		return r;
+	kr_key_free(c->role[role].key);
+	c->role[role].key = NULL;
 	kr_hex(h, 32, hex);
 	if ((r = kr_snprintf(reason, sizeof(reason), "retired by ceremony %s",
 	    c->s->id)) != 0 ||
 	    (r = crun_extra(c, KR_E_KEY_DESTROY, "token", kr_token_label(tok),
 	    "label", klabel, "pubkey-sha256", hex, "reason", reason,
 	    NULL)) != 0)
-		goto out;
+		return r;
 	crun_detail(c, "key '%s' destroyed in token %s (%zu objects)", klabel,
 	    kr_token_label(tok), n);
 	crun_fingerprint(c, "destroyed public key", h);
- out:
-	kr_key_free(key);
-	return r;
+	return 0;
 }

@@ -119,3 +119,52 @@ kr_tokenop_destroy_key(const char *module, const char *label,
 	kr_p11_unload(&p, 0);
 	return r;
 }
+
+int
+kr_tokenop_relabel(const char *module, const char *label, const char *pin,
+    size_t pinlen, const char *from, const char *to, size_t *ndone)
+{
+	CK_OBJECT_HANDLE objs[MAX_OBJS];
+	CK_ATTRIBUTE a;
+	struct kr_p11 p;
+	CK_SESSION_HANDLE s;
+	size_t n = 0, i;
+	CK_RV rv;
+	int r;
+
+	*ndone = 0;
+	if ((r = session(&p, module, label, pin, pinlen, &s)) != 0)
+		return r;
+	if ((r = kr_p11_find(&p, s, to, (CK_ULONG)-1, objs, MAX_OBJS,
+	    &n)) != 0)
+		goto out;
+	if (n != 0) {
+		r = kr_errf(KR_ERR_EXISTS, "token %s: '%s' still exists", label,
+		    to);
+		goto out;
+	}
+	if ((r = kr_p11_find(&p, s, from, (CK_ULONG)-1, objs, MAX_OBJS,
+	    &n)) != 0)
+		goto out;
+	if (n == 0) {
+		r = kr_errf(KR_ERR_NOT_FOUND, "token %s: no key labelled '%s'",
+		    label, from);
+		goto out;
+	}
+	a.type = CKA_LABEL;
+	a.pValue = (void *)(uintptr_t)to;
+	a.ulValueLen = (CK_ULONG)strlen(to);
+	for (i = 0; i < n; i++) {
+		if ((rv = p.f->C_SetAttributeValue(s, objs[i], &a, 1)) !=
+		    CKR_OK) {
+			r = kr_err_ckrv(rv, "token %s: relabel '%s'", label,
+			    from);
+			goto out;
+		}
+		(*ndone)++;
+	}
+ out:
+	(void)p.f->C_CloseSession(s);
+	kr_p11_unload(&p, 0);
+	return r;
+}

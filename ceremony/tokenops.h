@@ -27,4 +27,12 @@ int kr_tokenop_destroy_key(const char *module, const char *label,
     const char *pin, size_t pinlen, const char *key_label, size_t *ndone)
     KR_WUR;
 
+/*
+ * Give every object labelled `from` the label `to` (root rotation: the
+ * next key takes the configured label). KR_ERR_EXISTS if anything is
+ * labelled `to` already; KR_ERR_NOT_FOUND if nothing is labelled `from`.
+ */
+int kr_tokenop_relabel(const char *module, const char *label, const char *pin,
+    size_t pinlen, const char *from, const char *to, size_t *ndone) KR_WUR;
+
 #endif

@@ -29,7 +29,7 @@ expect_fail "script with another hash refused" \
 [ ! -e "$S/certs/root.pem" ] && [ ! -e "$T/cards" ] && [ "$(logsize)" = "$before" ] &&
 	ok "refused script changed nothing (no cards, no root, no log entry)" ||
 	nok "refused script changed nothing"
-cp "$SCR/genesis.yaml" "$T/edited.yaml"; sed -i 's/algorithm: p384/algorithm: p256/' "$T/edited.yaml"
+cp "$SCR/genesis.yaml" "$T/edited.yaml"; printf '  - do: note\n    say: "one more step"\n' >>"$T/edited.yaml"
 expect_fail "an edited script is not the reviewed one" "differs from --expect-sha256 $good" \
 	kr --yes ceremony run "$T/edited.yaml" --expect-sha256 "$good" --init-pin "file:$T/init.pin"
 expect_fail "genesis needs the initial PIN when tokens exist" "give its initial PIN with --init-pin" \
