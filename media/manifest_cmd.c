@@ -162,6 +162,8 @@ seen_dups(struct fctx *c)
 	size_t i, first = 0;
 	int r;
 
+	if (c->nseen < 2)
+		return 0;
 	qsort(c->seen, c->nseen, sizeof(*c->seen), cmp_seen);
 	for (i = 1; i < c->nseen; i++) {
 		if (strcmp(c->seen[first].id, c->seen[i].id) != 0) {
