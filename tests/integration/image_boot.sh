@@ -157,6 +157,9 @@ for f in nodev nosuid noexec; do
 	case ",$(val state_mount | cut -d' ' -f2)," in *",$f,"*) ok "in VM: state disk mounted $f";; *) nok "in VM: state disk not $f: $(val state_mount)";; esac
 done
 [ "$(val modules_disabled)" = 1 ] && ok "in VM: /proc/sys/kernel/modules_disabled = 1" || nok "in VM: modules_disabled = $(val modules_disabled)"
+val module_load_after_lockout | grep -q 'Operation not permitted' && ok "in VM: insmod after the lockout: EPERM" ||
+    nok "in VM: insmod after lockout: $(val module_load_after_lockout)"
+[ "$(val sig_enforce)" = Y ] && ok "in VM: module signatures enforced" || nok "in VM: sig_enforce = $(val sig_enforce)"
 case ",$(val root_mount | cut -d' ' -f2)," in *,ro,*) ok "in VM: root mounted read-only";; *) nok "in VM: root: $(val root_mount)";; esac
 [ "$(val root_write)" = denied ] && ok "in VM: writing to / is refused" || nok "in VM: root write $(val root_write)"
 [ "$(val getty_login_procs)" = 0 ] && ok "in VM: no getty/login process" || nok "in VM: getty/login processes: $(val getty_login_procs)"
@@ -177,7 +180,9 @@ stepcheck() {
 	"") skip "in VM: step $s" "${2:-not run}" ;;
 	*) nok "in VM: step $s: $v"
 	   awk -v h="### step $s:" 'index($0, h) == 1 { on = 1; next } /^### step / { on = 0 } on' \
-	       "$R/keyroom-results/job.log" | grep -v '^[[:space:]]*[0-9]* ' | tail -6 | sed 's/^/#   /' ;;
+	       "$R/keyroom-results/job.log" >"$T/step.log"
+	   { grep -a 'keyroom[^ ]*: ' "$T/step.log" | grep -av '^keyroom: step' | tail -3; tail -2 "$T/step.log"; } |
+	       sed 's/^/#   /' ;;
 	esac
 }
 for s in init root intermediate; do stepcheck "$s"; done
