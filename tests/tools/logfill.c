@@ -197,8 +197,10 @@ main(int argc, char **argv)
 	if (optind + 1 != argc || chunk == 0)
 		return 2;
 	if (keyf == NULL) {
-		snprintf(path, sizeof(path), "%s.key", argv[optind]);
-		keyf = strdup(path);
+		static char kp[4096];
+
+		snprintf(kp, sizeof(kp), "%s.key", argv[optind]);
+		keyf = kp;
 	}
 	if ((pk = load_or_make_key(keyf)) == NULL) {
 		fprintf(stderr, "logfill: key %s\n", keyf);
