@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,6 +232,53 @@ log_refusal(struct batch *b, const char *file, int code)
 	}
 	/* The caller reports the original failure. */
 	(void)kr_errf(code, "%s", saved);
+}
+
+/*
+ * Keep the resident set flat in batch size. The LMDB map is a read-only
+ * shared file mapping (no MDB_WRITEMAP; writes go through pwrite), and
+ * every random registry / index lookup maps not one page but a whole
+ * fault-around window (64 KiB) of it: 1,000 lookups leave ~64 MiB of the
+ * file in our page tables. Those pages can be dropped from our mapping at
+ * any time: they stay in the page cache and fault back in when needed.
+ * mdb_env_info() gives no address without MDB_FIXEDMAP, so the mapping
+ * of data.mdb is looked up in /proc/self/maps (once per chunk: it moves
+ * when the map grows, which happens only between transactions).
+ */
+static void
+find_map(struct batch *b)
+{
+	char line[PATH_MAX + 128], want[PATH_MAX + 16], real[PATH_MAX];
+	unsigned long lo, hi;
+	FILE *f;
+	int n;
+
+	b->map_lo = b->map_len = 0;
+	if (realpath(b->paths.log, real) == NULL ||
+	    kr_snprintf(want, sizeof(want), "%s/data.mdb", real) != 0 ||
+	    (f = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char perm[8];
+
+		n = 0;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perm,
+		    &n) != 3 || n == 0 || perm[3] != 's')
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		if (strcmp(line + n, want) == 0) {
+			b->map_lo = lo;
+			b->map_len = hi - lo;
+		}
+	}
+	fclose(f);
+}
+
+void
+kr_batch_drop_map(struct batch *b)
+{
+	if (b->map_len != 0)
+		(void)madvise((void *)b->map_lo, b->map_len, MADV_DONTNEED);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -520,9 +568,14 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	/* 2. facts + decision (serial: LMDB reads, in-run state) */
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
 		return r;
-	for (i = 0; i < n; i++)
+	find_map(b);
+	for (i = 0; i < n; i++) {
 		if ((r = kr_batch_req_decide(b, kr_ltx_mdb(ltx), &reqs[i])) != 0)
 			goto out;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
+	}
+	kr_batch_drop_map(b);
 	/* 3. serial + build + lint, in parallel */
 	for (i = nv = 0; i < n; i++)
 		if (reqs[i].state == REQ_ACCEPTED)
@@ -552,12 +605,15 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 		if ((r = kr_log_intent(ltx, b->o->actor, &ci,
 		    &q->intent)) != 0)
 			goto out;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
 	}
 	r = kr_ltx_commit(ltx, &b->signer, NULL);
 	ltx = NULL;
 	if (r != 0)
 		goto out;
 	kr_media_crash_point("chunk: intents committed");
+	kr_batch_drop_map(b);
 	/* 5. the HSM signs, on every session */
 	for (i = nv = 0; i < n; i++)
 		if (reqs[i].state == REQ_ACCEPTED)
@@ -591,6 +647,8 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 			goto out;
 		if (!q->renewal)
 			charged++;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
 	}
 	if (charged > 0 && (r = put_quota(kr_ltx_mdb(ltx), b->dbi_quota,
 	    b->desc.manufacturer, b->quota_used + charged)) != 0)
@@ -604,11 +662,13 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	b->quota_used += charged;
 	b->quota_pending = 0;	/* charged, or failed and never charged */
 	kr_media_crash_point("chunk: issued committed");
+	kr_batch_drop_map(b);
 	/* 7. only now: the certificates go to the output */
 	for (i = 0; i < n; i++)
 		if ((r = kr_batch_emit(b, &reqs[i])) != 0)
 			goto out;
 	kr_media_crash_point("chunk: output written");
+	kr_batch_drop_map(b);
 	r = 0;
  out:
 	kr_ltx_abort(ltx);

@@ -112,6 +112,7 @@ struct batch {
 	size_t rejtxt_len, rejtxt_n;
 	char *note;			/* latest signed checkpoint */
 	json_t *prevrec;		/* batch record of an earlier run */
+	unsigned long map_lo, map_len;	/* the LMDB map (see find_map) */
 };
 
 /* batch_req.c */
@@ -135,5 +136,7 @@ void kr_batch_result_from_record(struct batch *b);
 
 /* batch.c */
 void kr_batch_sanitize(char *s);
+/* Drop the LMDB map's pages from our page tables (RSS), see batch.c. */
+void kr_batch_drop_map(struct batch *b);
 
 #endif

@@ -24,11 +24,6 @@
 #include "lib/util.h"
 #include "media/media.h"
 
-struct sum {
-	char *rel;
-	uint8_t h[32];
-};
-
 struct stream {
 	int fd;			/* -1: slot free */
 	char *rel;
@@ -44,8 +39,7 @@ struct kr_out {
 	char tmpname[KR_MEDIA_MAX_ID + 32];
 	char batch[KR_MEDIA_MAX_ID + 1];
 	char final[4096];
-	struct sum *sums;
-	size_t nsums, capsums;
+	int hsums;		/* the SHA256SUMS stream, written as we go */
 	struct stream st[KR_OUT_MAX_STREAMS];
 	int committed;
 };
@@ -217,6 +211,8 @@ kr_out_begin(const char *media, const char *batch_id, struct kr_out **out)
 	    1)) < 0)
 		goto out;
 	close(fd);
+	if ((r = o->hsums = kr_out_stream_open(o, "SHA256SUMS")) < 0)
+		goto out;
 	*out = o;
 	o = NULL;
 	r = 0;
@@ -231,23 +227,15 @@ kr_out_path(const struct kr_out *o)
 	return o->final;
 }
 
+/* One SHA256SUMS line (sha256sum -c format), streamed: memory stays flat
+ * however many certificates a batch has. */
 static int
 add_sum(struct kr_out *o, const char *rel, const uint8_t h[32])
 {
-	if (o->nsums == o->capsums) {
-		size_t nc = o->capsums ? o->capsums * 2 : 256;
-		struct sum *ns = reallocarray(o->sums, nc, sizeof(*ns));
+	char hex[65];
 
-		if (ns == NULL)
-			return kr_errf(KR_ERR_ALLOC, "SHA256SUMS");
-		o->sums = ns;
-		o->capsums = nc;
-	}
-	if ((o->sums[o->nsums].rel = strdup(rel)) == NULL)
-		return kr_errf(KR_ERR_ALLOC, "SHA256SUMS");
-	memcpy(o->sums[o->nsums].h, h, 32);
-	o->nsums++;
-	return 0;
+	kr_hex(h, 32, hex);
+	return kr_out_stream_printf(o, o->hsums, "%s  %s\n", hex, rel);
 }
 
 /* Open rel (O_EXCL) inside the temp dir; rel has at most one '/'. */
@@ -425,20 +413,13 @@ kr_out_stream_close(struct kr_out *o, int h)
 	s->fd = -1;
 	if (r == 0 && EVP_DigestFinal_ex(s->md, dg, &dl) != 1)
 		r = kr_err_ssl("%s", s->rel);
-	if (r == 0)
+	if (r == 0 && h != o->hsums)
 		r = add_sum(o, s->rel, dg);
 	EVP_MD_CTX_free(s->md);
 	s->md = NULL;
 	free(s->rel);
 	s->rel = NULL;
 	return r;
-}
-
-static int
-cmp_sum(const void *a, const void *b)
-{
-	return strcmp(((const struct sum *)a)->rel,
-	    ((const struct sum *)b)->rel);
 }
 
 static int
@@ -457,25 +438,15 @@ fsync_dir_at(int dfd, const char *name)
 int
 kr_out_commit(struct kr_out *o)
 {
-	char hex[65];
-	int h, i, r;
-	size_t k;
+	int i, r;
 
 	if (o->committed)
 		return kr_errf(KR_ERR_STATE, "output already committed");
 	for (i = 0; i < KR_OUT_MAX_STREAMS; i++)
-		if (o->st[i].fd >= 0 && (r = kr_out_stream_close(o, i)) != 0)
+		if (i != o->hsums && o->st[i].fd >= 0 &&
+		    (r = kr_out_stream_close(o, i)) != 0)
 			return r;
-	qsort(o->sums, o->nsums, sizeof(*o->sums), cmp_sum);
-	if ((h = kr_out_stream_open(o, "SHA256SUMS")) < 0)
-		return h;
-	for (k = 0; k < o->nsums; k++) {
-		kr_hex(o->sums[k].h, 32, hex);
-		if ((r = kr_out_stream_printf(o, h, "%s  %s\n", hex,
-		    o->sums[k].rel)) != 0)
-			return r;
-	}
-	if ((r = kr_out_stream_close(o, h)) != 0)
+	if ((r = kr_out_stream_close(o, o->hsums)) != 0)
 		return r;
 	kr_media_crash_point("output: before sync");
 	/* Every file written through this medium's file system, then the
@@ -503,7 +474,6 @@ kr_out_commit(struct kr_out *o)
 void
 kr_out_free(struct kr_out *o)
 {
-	size_t k;
 	int i;
 
 	if (o == NULL)
@@ -516,9 +486,6 @@ kr_out_free(struct kr_out *o)
 	}
 	if (!o->committed && o->tfd >= 0 && o->ofd >= 0)
 		(void)rm_tree(o->ofd, o->tmpname, 0);
-	for (k = 0; k < o->nsums; k++)
-		free(o->sums[k].rel);
-	free(o->sums);
 	if (o->tfd >= 0)
 		close(o->tfd);
 	if (o->ofd >= 0)
