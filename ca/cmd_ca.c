@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 
 #include "ca/ca.h"
+#include "ca/calog.h"
 #include "lib/cli.h"
 #include "lib/commands.h"
 #include "lib/util.h"
@@ -30,11 +31,15 @@ struct ctx {
 	X509 *cert, *cert2, *out;
 	char *pin, *pin2;
 	size_t pinlen, pin2len;
+	struct kr_calog log;
 };
+
+#define ACTOR "operator"
 
 static void
 ctx_free(struct ctx *c)
 {
+	kr_calog_close(&c->log);	/* before the hsm it borrows */
 	X509_free(c->out);
 	X509_free(c->cert);
 	X509_free(c->cert2);
@@ -184,13 +189,20 @@ ca_root(struct kr_cli *cli, int argc, char **argv)
 	if ((r = refuse_existing(c.paths.root_pem)) != 0 ||
 	    (r = open_token(&c, c.cfg.token_root, spec, &c.pin, &c.pinlen,
 	    &c.tok)) != 0 ||
+	    (r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
 	    (r = kr_token_generate(c.tok, prof.algorithm, label,
 	    &c.key)) != 0 ||
-	    (r = kr_ca_random_serial(c.tok, NULL, NULL, serial)) != 0 ||
-	    (r = kr_ca_make_root(&prof, c.key, serial, time(NULL),
-	    &c.out)) != 0)
+	    (r = kr_calog_keygen(&c.log, c.cfg.token_root, label,
+	    prof.algorithm, kr_hsm_pubkey(c.key))) != 0 ||
+	    (r = kr_calog_issuer_id(kr_hsm_pubkey(c.key), c.log.issuer)) != 0)
 		goto out;
-	/* INTEGRATION(audit): key generate + root issued entries here. */
+	c.log.profile = "root";
+	if ((r = kr_ca_random_serial(c.tok, kr_calog_serial_used, &c.log,
+	    serial)) != 0 ||
+	    (r = kr_ca_make_root(&prof, c.key, serial, time(NULL),
+	    &c.out)) != 0 ||
+	    (r = kr_calog_cert(&c.log, c.out)) != 0)
+		goto out;
 	if ((r = write_pem_cert(c.paths.root_pem, c.out)) != 0)
 		goto out;
 	report_cert(cli, "root", c.paths.root_pem, c.out, c.cfg.token_root,
@@ -292,13 +304,21 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 	if ((r = kr_issuer_check(&root)) != 0 ||
 	    (r = open_token(&c, c.cfg.token_issuing, spec, &c.pin2,
 	    &c.pin2len, &c.tok2)) != 0 ||
+	    (r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
+	    (r = kr_calog_issuer_id(X509_get0_pubkey(c.cert),
+	    c.log.issuer)) != 0 ||
 	    (r = kr_token_generate(c.tok2, prof.algorithm, label,
 	    &c.key2)) != 0 ||
-	    (r = kr_ca_random_serial(c.tok, NULL, NULL, serial)) != 0 ||
-	    (r = kr_ca_make_intermediate(&prof, &root,
-	    kr_hsm_pubkey(c.key2), serial, time(NULL), &c.out)) != 0)
+	    (r = kr_calog_keygen(&c.log, c.cfg.token_issuing, label,
+	    prof.algorithm, kr_hsm_pubkey(c.key2))) != 0)
 		goto out;
-	/* INTEGRATION(audit): key generate + intermediate issued entries. */
+	c.log.profile = "intermediate";
+	if ((r = kr_ca_random_serial(c.tok, kr_calog_serial_used, &c.log,
+	    serial)) != 0 ||
+	    (r = kr_ca_make_intermediate(&prof, &root,
+	    kr_hsm_pubkey(c.key2), serial, time(NULL), &c.out)) != 0 ||
+	    (r = kr_calog_cert(&c.log, c.out)) != 0)
+		goto out;
 	if ((r = kr_ca_cert_pem(c.out, &a, &alen)) != 0 ||
 	    (r = kr_ca_cert_pem(c.cert, &b, &blen)) != 0)
 		goto out;
@@ -403,6 +423,7 @@ ca_issue(struct kr_cli *cli, int argc, char **argv)
 	uint8_t serial[KR_SERIAL_LEN], hwser[KR_HWSERIAL_MAX];
 	char dn[KR_DN_MAX], path[PATH_MAX], sx[2 * KR_SERIAL_LEN + 1];
 	struct kr_hwname hw = { NULL, 0 };
+	struct kr_issue_hook hook;
 	struct kr_csr *csr = NULL;
 	X509_NAME *name = NULL;
 	struct kr_issuer iss;
@@ -456,7 +477,13 @@ ca_issue(struct kr_cli *cli, int argc, char **argv)
 	if (outp != NULL && (r = refuse_existing(outp)) != 0)
 		goto out;
 	if ((r = open_issuer(&c, cli, spec, &iss, 0)) != 0 ||
-	    (r = kr_ca_random_serial(c.tok, NULL, NULL, serial)) != 0)
+	    (r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
+	    (r = kr_calog_issuer_id(X509_get0_pubkey(c.cert),
+	    c.log.issuer)) != 0)
+		goto out;
+	c.log.profile = "device";
+	if ((r = kr_ca_random_serial(c.tok, kr_calog_serial_used, &c.log,
+	    serial)) != 0)
 		goto out;
 	kr_hex(serial, sizeof(serial), sx);
 	if (outp == NULL) {
@@ -467,9 +494,10 @@ ca_issue(struct kr_cli *cli, int argc, char **argv)
 		if ((r = refuse_existing(outp)) != 0)
 			goto out;
 	}
-	/* INTEGRATION(audit): pass a kr_issue_hook that logs intent/issued. */
+	/* Log before release: intent, sign, issued + checkpoint, write. */
+	kr_calog_hook(&c.log, &hook);
 	if ((r = kr_ca_issue_device(&c.cfg.device, &iss, csr, name, serial,
-	    hw.len > 0 ? &hw : NULL, time(NULL), NULL, &c.out)) != 0 ||
+	    hw.len > 0 ? &hw : NULL, time(NULL), &hook, &c.out)) != 0 ||
 	    (r = write_pem_cert(outp, c.out)) != 0)
 		goto out;
 	report_cert(cli, "device", outp, c.out, NULL, NULL);
@@ -608,7 +636,12 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 	    (r = kr_ca_make_crl(&iss, rv, nrv, number, now, (int)days,
 	    &crl)) != 0)
 		goto out;
-	/* INTEGRATION(audit): "CRL issued" entry before writing. */
+	/* The crl-issued entry is committed before the CRL is written. */
+	if ((r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
+	    (r = kr_calog_issuer_id(X509_get0_pubkey(c.cert),
+	    c.log.issuer)) != 0 ||
+	    (r = kr_calog_crl(&c.log, crl, number)) != 0)
+		goto out;
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
 	    !PEM_write_bio_X509_CRL(b, crl) ||
 	    (blen = BIO_get_mem_data(b, &data)) <= 0) {

@@ -18,7 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "audit/audit.h"
+#include "ca/calog.h"
 #include "ca/config.h"
 #include "ca/hsm.h"
 #include "lib/commands.h"
@@ -201,11 +201,9 @@ do_init(struct kr_cli *cli, const char *pin_spec, const char *so_spec,
 	    (r = kr_token_generate(tok, KR_KEY_ED25519, cfg.audit_key_label,
 	    &key)) != 0)
 		goto out;
-	/*
-	 * The LMDB log (audit/). INTEGRATION(audit): append the "init" and
-	 * "key generate" (audit key) entries + first checkpoint here.
-	 */
-	if ((r = kr_log_create(p.log, cfg.audit_origin)) != 0)
+	/* The LMDB log: init (verifier key) + key-generate, checkpointed. */
+	if ((r = kr_calog_init(p.log, cfg.audit_origin, key,
+	    cfg.token_audit)) != 0)
 		goto out;
 	json_object_set_new(report, "state", json_string(p.dir));
 	json_object_set_new(report, "module", json_string(module));

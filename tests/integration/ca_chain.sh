@@ -95,6 +95,18 @@ for alg in p256 p384 rsa3072 ed25519; do
 	    --load-ca-certificate "$R" 2>&1 | grep -q 'Verified'
 	then ok "$alg: GnuTLS verifies the CRL"; else nok "$alg: GnuTLS CRL"; fi
 
+	# Everything above went through the audit log first.
+	check "$alg: audit verify" "$K" --state "$S" audit verify
+	if "$K" --state "$S" audit proof "$T/$alg-a.pem" >"$T/$alg-a.proof" 2>&1 && [ -s "$T/$alg-a.proof" ]
+	then ok "$alg: device certificate has a log inclusion proof"; else nok "$alg: audit proof"; fi
+	n=$("$K" --json --state "$S" audit list 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+e = d["entries"] if isinstance(d, dict) else d
+print(sum(1 for x in e if x.get("type") == "cert-issued"))' 2>/dev/null)
+	if [ "$n" = 4 ]; then ok "$alg: 4 cert-issued entries (root, intermediate, 2 devices)"
+	else nok "$alg: cert-issued entries: $n"; fi
+
 	# The private keys: sensitive, never extractable.
 	kr_softhsm_env "$S"
 	for tok in keyroom-root keyroom-issuing; do

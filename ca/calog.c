@@ -1,0 +1,322 @@
+/*
+ * calog.c - audit log entries of the single-shot CA commands: key
+ * generation, CA certificates, device issuance (intent before the HSM
+ * signs, issued before release), CRLs, and the first entries of a new log.
+ */
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+
+#include "audit/signer_hsm.h"
+#include "ca/calog.h"
+#include "lib/util.h"
+
+int
+kr_calog_issuer_id(EVP_PKEY *pub, char out[65])
+{
+	uint8_t *der = NULL, h[32];
+	int len;
+
+	if (pub == NULL || (len = i2d_PUBKEY(pub, &der)) <= 0)
+		return kr_err_ssl("issuer public key");
+	kr_sha256(der, (size_t)len, h);
+	OPENSSL_free(der);
+	kr_hex(h, sizeof(h), out);
+	return 0;
+}
+
+/* Lower-case hex without leading zeros, as audit/ indexes serials. */
+static int
+serial_hex(const uint8_t *b, size_t len, char out[41])
+{
+	char full[2 * 20 + 1];
+	const char *p;
+
+	if (len == 0 || len > 20)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "serial of %zu bytes",
+		    len);
+	kr_hex(b, len, full);
+	for (p = full; *p == '0' && p[1] != '\0'; p++)
+		;
+	return kr_snprintf(out, 41, "%s", p);
+}
+
+static int
+cert_serial_hex(const X509 *x, char out[41])
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	uint8_t b[20];
+	int n;
+
+	if (bn == NULL || (n = BN_num_bytes(bn)) < 1 || n > 20) {
+		BN_free(bn);
+		return kr_errf(KR_ERR_FORMAT, "certificate serial");
+	}
+	(void)BN_bn2bin(bn, b);
+	BN_free(bn);
+	return serial_hex(b, (size_t)n, out);
+}
+
+int
+kr_calog_open(struct kr_calog *cl, struct kr_hsm *hsm,
+    const struct kr_config *cfg, const struct kr_state_paths *p,
+    const char *actor)
+{
+	char spec[PATH_MAX + 8];
+	int r;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->actor = actor;
+	if ((r = kr_snprintf(spec, sizeof(spec), "file:%s", p->audit_pin)) != 0 ||
+	    (r = kr_hsm_signer_open_hsm(hsm, cfg->token_audit,
+	    cfg->audit_key_label, spec, cfg->audit_origin, &cl->signer,
+	    &cl->hs)) != 0 ||
+	    (r = kr_log_open(p->log, KR_LOG_WRITE, &cl->log)) != 0 ||
+	    (r = kr_log_recover(cl->log, &cl->signer, actor, NULL)) != 0) {
+		kr_calog_close(cl);
+		return r;
+	}
+	return 0;
+}
+
+void
+kr_calog_close(struct kr_calog *cl)
+{
+	kr_log_close(cl->log);
+	kr_hsm_signer_close(cl->hs);
+	cl->log = NULL;
+	cl->hs = NULL;
+}
+
+int
+kr_calog_serial_used(void *arg, const uint8_t *serial, size_t len)
+{
+	struct kr_calog *cl = arg;
+	MDB_txn *txn = NULL;
+	uint64_t idx;
+	char hex[41];
+	int r;
+
+	if ((r = serial_hex(serial, len, hex)) != 0 ||
+	    (r = kr_log_read_begin(cl->log, &txn)) != 0)
+		return r;
+	r = kr_log_serial_lookup(cl->log, txn, cl->issuer, hex, &idx);
+	mdb_txn_abort(txn);
+	if (r == KR_ERR_NOT_FOUND) {
+		kr_err_clear();
+		return 0;
+	}
+	return r == 0 ? 1 : r;
+}
+
+int
+kr_calog_keygen(struct kr_calog *cl, const char *token, const char *label,
+    enum kr_key_type type, EVP_PKEY *pub)
+{
+	struct kr_ltx *ltx = NULL;
+	char id[65];
+	int r;
+
+	if ((r = kr_calog_issuer_id(pub, id)) != 0 ||
+	    (r = kr_log_begin(cl->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_ltx_appendf(ltx, KR_E_KEY_GENERATE, cl->actor, NULL,
+	    "token", token, "label", label, "algorithm",
+	    kr_key_type_name(type), "pubkey-sha256", id, NULL)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	return kr_ltx_commit(ltx, &cl->signer, NULL);
+}
+
+int
+kr_calog_cert(struct kr_calog *cl, const X509 *x)
+{
+	struct kr_cert_intent ci;
+	struct kr_cert_issued is;
+	struct kr_ltx *ltx = NULL;
+	uint8_t *tbs = NULL, *der = NULL;
+	char serial[41];
+	int tlen, dlen, r;
+
+	memset(&ci, 0, sizeof(ci));
+	memset(&is, 0, sizeof(is));
+	if ((tlen = i2d_re_X509_tbs((X509 *)(uintptr_t)x, &tbs)) <= 0 ||
+	    (dlen = i2d_X509(x, &der)) <= 0) {
+		r = kr_err_ssl("certificate encoding");
+		goto out;
+	}
+	if ((r = cert_serial_hex(x, serial)) != 0)
+		goto out;
+	ci.issuer = cl->issuer;
+	ci.serial = serial;
+	kr_sha256(tbs, (size_t)tlen, ci.tbs_sha256);
+	ci.profile = cl->profile;
+	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
+		goto out;
+	if ((r = kr_log_intent(ltx, cl->actor, &ci, &is.intent)) != 0)
+		goto fail;
+	is.der = der;
+	is.der_len = (size_t)dlen;
+	if ((r = kr_log_issued(ltx, cl->actor, &is, NULL)) != 0)
+		goto fail;
+	r = kr_ltx_commit(ltx, &cl->signer, NULL);
+	goto out;
+ fail:
+	kr_ltx_abort(ltx);
+ out:
+	OPENSSL_free(tbs);
+	OPENSSL_free(der);
+	return r;
+}
+
+/* Hook: the intent (serial + TBS hash) is committed before signing. */
+static int
+hook_intent(void *arg, const struct kr_prepared *p)
+{
+	struct kr_calog *cl = arg;
+	struct kr_cert_intent ci;
+	struct kr_ltx *ltx = NULL;
+	char serial[41];
+	int r;
+
+	memset(&ci, 0, sizeof(ci));
+	if ((r = serial_hex(kr_prepared_serial(p), KR_SERIAL_LEN,
+	    serial)) != 0)
+		return r;
+	ci.issuer = cl->issuer;
+	ci.serial = serial;
+	kr_prepared_tbs_sha256(p, ci.tbs_sha256);
+	ci.profile = cl->profile;
+	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_log_intent(ltx, cl->actor, &ci, &cl->intent)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	if ((r = kr_ltx_commit(ltx, &cl->signer, NULL)) != 0)
+		return r;
+	cl->has_intent = 1;
+	return 0;
+}
+
+/* Hook: issued entry + checkpoint, before anything is released. */
+static int
+hook_issued(void *arg, const struct kr_prepared *p, const X509 *x)
+{
+	struct kr_calog *cl = arg;
+	struct kr_cert_issued is;
+	struct kr_ltx *ltx = NULL;
+	uint8_t *der = NULL;
+	int dlen, r;
+
+	(void)p;
+	memset(&is, 0, sizeof(is));
+	if ((dlen = i2d_X509(x, &der)) <= 0)
+		return kr_err_ssl("certificate encoding");
+	is.intent = cl->intent;
+	is.der = der;
+	is.der_len = (size_t)dlen;
+	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
+		goto out;
+	if ((r = kr_log_issued(ltx, cl->actor, &is, NULL)) != 0) {
+		kr_ltx_abort(ltx);
+		goto out;
+	}
+	r = kr_ltx_commit(ltx, &cl->signer, NULL);
+	if (r == 0)
+		cl->has_intent = 0;
+ out:
+	OPENSSL_free(der);
+	return r;
+}
+
+/* Hook: the HSM failed after the intent: abandon it (best effort). */
+static void
+hook_abandoned(void *arg, const struct kr_prepared *p, int err)
+{
+	struct kr_calog *cl = arg;
+	struct kr_ltx *ltx = NULL;
+
+	(void)p;
+	if (!cl->has_intent || kr_log_begin(cl->log, &ltx) != 0)
+		return;
+	if (kr_log_abandon(ltx, cl->actor, cl->intent, kr_strerror(err),
+	    NULL) != 0) {
+		kr_ltx_abort(ltx);
+		return;
+	}
+	if (kr_ltx_commit(ltx, &cl->signer, NULL) == 0)
+		cl->has_intent = 0;
+	/* Otherwise the next kr_log_recover abandons it. */
+}
+
+void
+kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *h)
+{
+	h->intent = hook_intent;
+	h->issued = hook_issued;
+	h->abandoned = hook_abandoned;
+	h->arg = cl;
+}
+
+int
+kr_calog_crl(struct kr_calog *cl, X509_CRL *crl, uint64_t number)
+{
+	struct kr_ltx *ltx = NULL;
+	uint8_t *der = NULL, h[32];
+	char num[32], hex[65], next[32] = "";
+	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
+	struct tm tm;
+	int dlen, r;
+
+	if ((dlen = i2d_X509_CRL(crl, &der)) <= 0)
+		return kr_err_ssl("CRL encoding");
+	kr_sha256(der, (size_t)dlen, h);
+	OPENSSL_free(der);
+	kr_hex(h, sizeof(h), hex);
+	(void)snprintf(num, sizeof(num), "%llu", (unsigned long long)number);
+	if (nu != NULL && ASN1_TIME_to_tm(nu, &tm))
+		kr_time_rfc3339(timegm(&tm), next);
+	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_ltx_appendf(ltx, KR_E_CRL_ISSUED, cl->actor, NULL,
+	    "issuer", cl->issuer, "crl-number", num, "crl-sha256", hex,
+	    "next-update", next[0] != '\0' ? next : NULL, NULL)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	return kr_ltx_commit(ltx, &cl->signer, NULL);
+}
+
+int
+kr_calog_init(const char *logdir, const char *origin, struct kr_key *key,
+    const char *token)
+{
+	struct kr_note_signer s;
+	struct kr_log *log = NULL;
+	struct kr_ltx *ltx = NULL;
+	char vkey[512], id[65];
+	int r;
+
+	if ((r = kr_log_create(logdir, origin)) != 0 ||
+	    (r = kr_signer_hsm_key(key, origin, &s)) != 0 ||
+	    (r = kr_note_vkey(s.name, s.pub, vkey, sizeof(vkey))) != 0 ||
+	    (r = kr_calog_issuer_id(kr_hsm_pubkey(key), id)) != 0 ||
+	    (r = kr_log_open(logdir, KR_LOG_WRITE, &log)) != 0 ||
+	    (r = kr_log_begin(log, &ltx)) != 0)
+		goto out;
+	if ((r = kr_ltx_appendf(ltx, KR_E_INIT, "init", NULL, "vkey", vkey,
+	    NULL)) != 0 ||
+	    (r = kr_ltx_appendf(ltx, KR_E_KEY_GENERATE, "init", NULL, "token",
+	    token, "label", kr_key_label(key), "algorithm", "ed25519",
+	    "pubkey-sha256", id, NULL)) != 0) {
+		kr_ltx_abort(ltx);
+		goto out;
+	}
+	r = kr_ltx_commit(ltx, &s, NULL);
+ out:
+	kr_log_close(log);
+	return r;
+}

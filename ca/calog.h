@@ -1,0 +1,74 @@
+/*
+ * calog.h - the `keyroom init` / `keyroom ca` commands' use of the audit
+ * log (audit/audit.h): "log before release". The checkpoint signer is the
+ * audit token's Ed25519 key on the caller's struct kr_hsm.
+ *
+ *   device:  intent committed -> HSM signs -> issued + checkpoint
+ *            committed -> only then the file is written
+ *   root / intermediate: key-generate committed when the key exists;
+ *            intent + issued committed before the certificate is written
+ *   CRL:     crl-issued committed before the CRL is written
+ */
+#ifndef KR_CA_CALOG_H
+#define KR_CA_CALOG_H
+
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "ca/ca.h"
+
+struct kr_hsm_signer;
+
+struct kr_calog {
+	struct kr_log *log;
+	struct kr_note_signer signer;
+	struct kr_hsm_signer *hs;
+	const char *actor;
+	char issuer[65];	/* hex SHA-256 of the issuer's SPKI DER */
+	const char *profile;	/* "root", "intermediate", "device" */
+	uint64_t intent;	/* of the issuance in flight */
+	int has_intent;
+};
+
+/*
+ * Open the state's log for writing with the audit token's signer (PIN
+ * from <state>/audit-token.pin) on hsm (borrowed, must outlive it), and
+ * turn interrupted intents into abandoned entries. KR_ERR_NOT_FOUND
+ * (from audit/) if the state has no log.
+ */
+int kr_calog_open(struct kr_calog *cl, struct kr_hsm *hsm,
+    const struct kr_config *cfg, const struct kr_state_paths *paths,
+    const char *actor) KR_WUR;
+void kr_calog_close(struct kr_calog *cl);
+
+/* The issuer id of a public key: hex SHA-256 of its SPKI DER. */
+int kr_calog_issuer_id(EVP_PKEY *pub, char out[65]) KR_WUR;
+
+/* kr_serial_used_fn for cl->issuer: the log's serial index. */
+int kr_calog_serial_used(void *cl, const uint8_t *serial, size_t len);
+
+/* A key-generate entry, committed with a checkpoint. */
+int kr_calog_keygen(struct kr_calog *cl, const char *token,
+    const char *label, enum kr_key_type type, EVP_PKEY *pub) KR_WUR;
+
+/* Intent + issued for an already signed CA certificate, one commit. */
+int kr_calog_cert(struct kr_calog *cl, const X509 *x) KR_WUR;
+
+/* The hook for kr_ca_issue_device (set cl->issuer first). */
+void kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *out);
+
+/* A crl-issued entry, committed. */
+int kr_calog_crl(struct kr_calog *cl, X509_CRL *crl, uint64_t number)
+    KR_WUR;
+
+/*
+ * For keyroom init: the first entries of a new log (init with the
+ * checkpoint verifier key, key-generate of the audit key), signed with
+ * `key` (the audit key just generated).
+ */
+int kr_calog_init(const char *logdir, const char *origin, struct kr_key *key,
+    const char *token) KR_WUR;
+
+#endif
