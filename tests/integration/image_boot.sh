@@ -267,7 +267,38 @@ if [ "$(val step.audit_export)" = ok ]; then
 	fi
 fi
 
-# --- 6. UEFI: the GPT stick image under OVMF --------------------------
+# --- 6. the console menu (no keyroom.auto): info, a refused debug shell,
+# power off; driven over the serial line.
+wait_for() { # wait_for LOG REGEX SECONDS
+	local i=0
+	while [ "$i" -lt "$(($3 * 5))" ]; do grep -aqE "$2" "$1" && return 0; sleep 0.2; i=$((i + 1)); done
+	return 1
+}
+mkfifo "$T/menu.in"
+timeout "$QTIMEOUT" qemu-system-x86_64 -nic none -m 1024 -nographic -no-reboot -monitor none -serial stdio \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" -append "console=ttyS0 $(cat "$IMG/cmdline")" \
+    -drive "file=$T/state.img,if=virtio,format=raw" <"$T/menu.in" >"$T/menu.log" 2>&1 &
+qpid=$!
+exec 3>"$T/menu.in"
+if wait_for "$T/menu.log" '^choice: ' 240; then
+	printf 'd\n' >&3; wait_for "$T/menu.log" 'unknown choice' 30
+	printf '5\n' >&3; wait_for "$T/menu.log" 'press Enter' 60
+	printf '\n' >&3; sleep 1
+	printf '0\n' >&3
+fi
+wait_for "$T/menu.log" 'reboot: Power down' 60
+kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
+exec 3>&-
+grep -aq '=== keyroom appliance ===' "$T/menu.log" && ok "menu: the console shows the appliance menu, no login prompt" ||
+    { nok "menu on the console"; tail -15 "$T/menu.log" | sed 's/^/#   /'; }
+grep -aq 'unknown choice' "$T/menu.log" && ! grep -aq 'DEBUG BUILD' "$T/menu.log" &&
+    ok "menu: no debug shell in a release build" || nok "menu: debug shell offered or not refused"
+grep -aqE 'network interfaces: lo[[:space:]]*$' "$T/menu.log" && grep -aq 'state disk: /dev/vda' "$T/menu.log" &&
+    ok "menu: system information (only lo, state disk by label)" || nok "menu: system information"
+grep -aq 'reboot: Power down' "$T/menu.log" && ok "menu: power off" || nok "menu: power off"
+grep -aq 'login:' "$T/menu.log" && nok "a login prompt appeared" || ok "menu: no login prompt anywhere"
+
+# --- 7. UEFI: the GPT stick image under OVMF --------------------------
 OVMF=/usr/share/OVMF/OVMF_CODE.fd
 if [ "$QUICK" = 1 ]; then
 	skip "UEFI boot" "KEYROOM_IMAGE_QUICK=1"
@@ -287,7 +318,7 @@ else
 	skip "UEFI boot" "OVMF missing (ovmf package)"
 fi
 
-# --- 7. BIOS: the hybrid ISO under SeaBIOS -----------------------------
+# --- 8. BIOS: the hybrid ISO under SeaBIOS -----------------------------
 if [ "$QUICK" = 1 ]; then
 	skip "BIOS ISO boot" "KEYROOM_IMAGE_QUICK=1"; done_testing; exit
 fi
