@@ -17,6 +17,7 @@
 #include "audit/export.h"
 #include "audit/note.h"
 #include "audit/qr.h"
+#include "audit/signer_hsm.h"
 #include "audit/verify.h"
 #include "lib/cli.h"
 #include "lib/commands.h"
@@ -262,16 +263,62 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 
 /* ------------------------------------------------------------- export */
 
+/*
+ * Record the export in the log it came from (BR: exports are events),
+ * signed by the state's audit key. Never runs recovery: a batch may be
+ * in flight.
+ */
+static int
+log_export(struct kr_cli *cli, const char *dir,
+    const struct kr_export_stats *st)
+{
+	struct kr_note_signer s;
+	struct kr_hsm_signer *hs = NULL;
+	struct kr_log *log = NULL;
+	struct kr_ltx *ltx = NULL;
+	char ldir[4096], path[4096], size[24], hex[65];
+	uint8_t *sums = NULL, h[32];
+	size_t len;
+	int r;
+
+	if ((r = resolve_dir(cli->state, ldir, sizeof(ldir))) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s/SHA256SUMS", dir)) != 0 ||
+	    (r = kr_read_file(path, (size_t)1 << 30, &sums, &len)) != 0)
+		goto out;
+	kr_sha256(sums, len, h);
+	kr_hex(h, 32, hex);
+	if ((r = kr_snprintf(size, sizeof(size), "%llu",
+	    (unsigned long long)st->size)) != 0 ||
+	    (r = kr_log_open(ldir, KR_LOG_WRITE, &log)) != 0 ||
+	    (r = kr_hsm_signer_open_state(cli->state, kr_log_origin(log), &s,
+	    &hs)) != 0 ||
+	    (r = kr_log_begin(log, &ltx)) != 0 ||
+	    (r = kr_ltx_appendf(ltx, KR_E_EXPORT, "keyroom audit export", NULL,
+	    "what", "audit-log", "dest", dir, "size", size, "sha256", hex,
+	    NULL)) != 0)
+		goto out;
+	r = kr_ltx_commit(ltx, &s, NULL);
+	ltx = NULL;
+ out:
+	kr_ltx_abort(ltx);
+	kr_hsm_signer_close(hs);
+	kr_log_close(log);
+	free(sums);
+	return r;
+}
+
 static int
 cmd_export(struct kr_cli *cli, int argc, char **argv)
 {
 	struct kr_export_stats st;
 	struct kr_log *log = NULL;
-	int r;
+	char cfg[4096];
+	int r, nolog = 0;
 
 	if (help_requested(argc, argv)) {
-		printf("usage: keyroom audit export DIR\n\nWrite an auditor's "
-		    "export to the new directory DIR, all from one snapshot:\n"
+		printf("usage: keyroom audit export [--no-log] DIR\n\nWrite an "
+		    "auditor's export to the new directory DIR, all from one "
+		    "snapshot:\n"
 		    "  checkpoint, tile/<L>/..., tile/entries/...  C2SP "
 		    "tlog-tiles (with partial tiles)\n"
 		    "  checkpoints/<size>   every checkpoint ever signed\n"
@@ -280,17 +327,29 @@ cmd_export(struct kr_cli *cli, int argc, char **argv)
 		    "certificate (extra = entry)\n"
 		    "  log/data.mdb         compact LMDB copy "
 		    "(keyroom audit verify DIR works on it)\n"
-		    "  SHA256SUMS\nDIR must not exist.\n");
+		    "  SHA256SUMS\nDIR must not exist. On an initialised state "
+		    "directory the export is then\nrecorded as an 'export' "
+		    "entry signed by the audit key (--no-log: not).\n");
 		return KR_EXIT_OK;
 	}
+	if (argc == 3 && strcmp(argv[1], "--no-log") == 0) {
+		nolog = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 2)
-		return kr_cli_usage_error("audit export", "DIR");
+		return kr_cli_usage_error("audit export", "[--no-log] DIR");
 	if ((r = open_ro(cli, NULL, &log)) != 0)
 		return kr_cli_fail(cli, r);
 	r = kr_audit_export(log, argv[1], &st);
 	kr_log_close(log);
 	if (r != 0)
 		return kr_cli_fail(cli, kr_errctx(r, "export to %s", argv[1]));
+	if (!nolog && kr_snprintf(cfg, sizeof(cfg), "%s/keyroom.yaml",
+	    cli->state) == 0 && is_file(cfg) &&
+	    (r = log_export(cli, argv[1], &st)) != 0)
+		return kr_cli_fail(cli, kr_errctx(r, "export written to %s but "
+		    "not recorded in the log", argv[1]));
 	if (cli->json)
 		print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "dir",
 		    argv[1], "size", (json_int_t)st.size, "checkpoints",
@@ -638,7 +697,7 @@ cmd_proof(struct kr_cli *cli, int argc, char **argv)
 static const struct kr_cmd audit_cmds[] = {
 	{ "verify", cmd_verify, verify_usage,
 	    "verify the whole log (tree, checkpoints, invariants)" },
-	{ "export", cmd_export, "DIR",
+	{ "export", cmd_export, "[--no-log] DIR",
 	    "auditor's export: tlog-tiles, checkpoints, proofs, LMDB copy" },
 	{ "show", cmd_show, "N", "print entry N" },
 	{ "list", cmd_list, "[--type T] [--json]", "list entries" },

@@ -150,6 +150,11 @@ if PIN=123456 "$KEYROOM" --state "$S" init --pin env:PIN >/dev/null 2>&1; then
 	check "HSM-signed log verifies" "$KEYROOM" --state "$S" audit verify
 	"$KEYROOM" --state "$S" audit vkey >"$T/hvkey"
 	check "HSM-signed checkpoint verifies with openssl pkeyutl" openssl_check "$T/hvkey" "$T/hcp"
+	"$KEYROOM" --state "$S" audit export "$T/hexp" >"$T/hexp.out" 2>&1 || cat "$T/hexp.out"
+	check "export of a state dir verifies and is itself logged" bash -c "
+		'$KEYROOM' audit verify '$T/hexp' >/dev/null 2>&1 &&
+		'$KEYROOM' --state '$S' audit list --type export | grep -q export &&
+		'$KEYROOM' --state '$S' audit verify >/dev/null 2>&1"
 	rm -f "$S/audit-token.pin"; echo wrongpin >"$S/audit-token.pin"
 	expect_fail "wrong audit token PIN is refused" "PIN|login" "$TOOLS/logfill" -q -S "$S" -n 1 "$S/log"
 else
