@@ -93,7 +93,9 @@ int kr_log_create(const char *dir, const char *origin) KR_WUR;
  * *out is freed with kr_log_close. Errors: KR_ERR_NOT_FOUND (no log),
  * KR_ERR_FORMAT (not a keyroom log), KR_ERR_LMDB.
  * The env var KEYROOM_LOG_MAP_MAX (bytes) caps the map (tests of the
- * map-full path); default initial map 4 GiB, grown up to 1 TiB.
+ * map-full path), KEYROOM_LOG_MAP_INITIAL sets the first size; default
+ * initial map 4 GiB, grown (doubling, after a KR_ERR_MAP_FULL) up to
+ * 1 TiB.
  */
 int kr_log_open(const char *dir, int flags, struct kr_log **out) KR_WUR;
 void kr_log_close(struct kr_log *log);
