@@ -78,6 +78,7 @@ unit: $(UNIT_BINS)
 
 # The test command of the README: normal build, then the sanitizer pass.
 test: deps
+	./scripts/deps.sh --image
 	$(MAKE) test-only
 	$(MAKE) SAN=1 test-only
 

@@ -92,8 +92,17 @@ mkdir -p "$WORK"
 kdeb=$(ls "$CACHE"/deb/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$kdeb" ]; then
 	note "downloading the Debian kernel package into $CACHE/deb"
-	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-	    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1)
+	resolve() {
+		apt-cache depends linux-image-amd64 2>/dev/null |
+		    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1
+	}
+	kpkg=$(resolve)
+	if [ -z "$kpkg" ]; then
+		# empty package lists (fresh container): refresh them once
+		sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get update -q >&2 || true
+		kpkg=$(resolve)
+	fi
 	[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
 	(cd "$CACHE/deb" && apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) ||
 		die "apt-get download $kpkg failed"
