@@ -579,6 +579,8 @@ kr_policy_parse(const char *name, const char *buf, size_t len,
 	p = NULL;
 	r = 0;
 out:
+	if (r == KR_ERR_CONFIG)
+		kr_pol_add_line(name, buf, len);
 	if (r != 0 && r != KR_ERR_CONFIG && r != KR_ERR_ALLOC &&
 	    r != KR_ERR_TOO_LARGE && r != KR_ERR_SYSTEM &&
 	    r != KR_ERR_UNSAFE_MEDIA)

@@ -54,4 +54,11 @@ const struct kr_pol_mfr *kr_pol_mfr(const struct kr_policy *p,
 int kr_pol_template_cn(const struct kr_policy *p, const struct kr_device *d,
     char *out, size_t outlen) KR_WUR;
 
+/*
+ * Rewrite the current KR_ERR_CONFIG detail "name: path: msg" as
+ * "name:LINE: path: msg" when path (or path.key for "unknown key 'key'")
+ * is found in the YAML text buf (policy/where.c).
+ */
+void kr_pol_add_line(const char *name, const char *buf, size_t len);
+
 #endif

@@ -300,6 +300,49 @@ test_load_refusals(void **st)
 	assert_non_null(strstr(kr_err_detail(), "p.yaml:"));
 }
 
+/* Errors found after parsing still carry the line of the offending node. */
+static void
+test_load_lines(void **st)
+{
+	static const struct {
+		const char *key, *val, *needle, *path;
+	} v[] = {
+		{ "manufacturers", "manufacturers:\n  - id: cm1\n    quota: 1\n"
+		    "    parts: [ATECC608C-TNGTLSU-B]\n    qouta: 2\n", "qouta",
+		    "manufacturers[0]: unknown key 'qouta'" },
+		{ "manufacturers", "manufacturers:\n  - id: cm1\n    quota: 1\n"
+		    "    parts:\n      - ATECC608C-TNGTLSU-B\n      - NOPE\n",
+		    "NOPE", "manufacturers[0].parts[1]: 'NOPE'" },
+		{ "signers", "signers:\n  - file: signer.pem\n"
+		    "  - file: garbage.pem\n", "garbage", "signers[1]" },
+		{ "+", "colour: blue\n", "colour", "unknown key 'colour'" },
+		{ "curves", "curves:\n  - P-256\n  - P-999\n", "P-999",
+		    "curves[1]: unknown curve" },
+	};
+	struct kr_policy *p;
+	char want[128], *b;
+	size_t i, line;
+	int rc;
+
+	for (i = 0; i < KR_ARRAY_SIZE(v); i++) {
+		const char *q;
+
+		b = build(v[i].key, v[i].val);
+		for (line = 1, q = b; q < strstr(b, v[i].needle); q++)
+			line += *q == '\n';
+		p = load(v[i].key, v[i].val, &rc);
+		assert_null(p);
+		assert_int_equal(rc, KR_ERR_CONFIG);
+		(void)snprintf(want, sizeof(want), "p.yaml:%zu: %s", line,
+		    v[i].path);
+		if (strncmp(kr_err_detail(), want, strlen(want)) != 0)
+			fprintf(stderr, "want '%s', got '%s'\n", want,
+			    kr_err_detail());
+		assert_int_equal(strncmp(kr_err_detail(), want, strlen(want)),
+		    0);
+	}
+}
+
 /* ----------------------------------------------------------- decision */
 
 static EVP_PKEY *kA, *kB, *kT, *k384, *kEd;
@@ -528,6 +571,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_ok),
 		cmocka_unit_test(test_load_refusals),
+		cmocka_unit_test(test_load_lines),
 		cmocka_unit_test(test_decide_table),
 	};
 
