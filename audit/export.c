@@ -274,6 +274,8 @@ export_tiles(struct exp *x, struct kr_log *log, MDB_txn *txn, uint64_t size)
 			if (r != 0 || (r = xfile(x, rel, buf, w * 32)) != 0)
 				goto out;
 			x->st->tiles++;
+			if ((t & 63) == 63)
+				kr_log_drop_pages(log);
 		}
 	}
  out:
@@ -317,6 +319,8 @@ export_entries(struct exp *x, struct kr_log *log, MDB_txn *txn,
 			    (unsigned long long)w);
 		if (r != 0 || (r = xfile(x, rel, buf, off)) != 0)
 			goto out;
+		if ((t & 63) == 63)
+			kr_log_drop_pages(log);
 	}
  out:
 	free(buf);
@@ -419,6 +423,7 @@ kr_audit_export(struct kr_log *log, const char *dir,
 		return r;
 	if ((rc = mdb_env_copy2(log->env, path, MDB_CP_COMPACT)) != 0)
 		return kr_log_mdb_err(rc, "compact copy");
+	kr_log_drop_pages(log);
 	if ((r = kr_log_open(path, KR_LOG_RDONLY, &copy)) != 0 ||
 	    (r = kr_log_read_begin(copy, &txn)) != 0 ||
 	    (r = kr_log_size(copy, txn, &size)) != 0 ||

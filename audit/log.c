@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -707,4 +708,42 @@ kr_log_init(struct kr_log *log, const struct kr_note_signer *signer,
  fail:
 	kr_ltx_abort(ltx);
 	return r;
+}
+
+/*
+ * Keep long scans (verify, export) flat in memory: pages of the (read-only, shared)
+ * map already streamed are dropped from our page tables; they stay in
+ * the page cache and fault back in if touched again. LMDB does not
+ * expose the map address (me_mapaddr is set only with MDB_FIXEDMAP), so
+ * the mapping of data.mdb is found in /proc/self/maps by inode.
+ */
+void
+kr_log_drop_pages(struct kr_log *log)
+{
+	unsigned long a, b, ino;
+	struct stat st;
+	char line[512];
+	FILE *f;
+	int fd;
+
+	if (log->map_lo == 0) {
+		if (mdb_env_get_fd(log->env, &fd) != 0 || fstat(fd, &st) != 0 ||
+		    (f = fopen("/proc/self/maps", "re")) == NULL)
+			return;
+		/* The mapping of this env's data.mdb: same inode, shared. */
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &a, &b,
+			    &ino) == 3 && ino == (unsigned long)st.st_ino &&
+			    strstr(line, " r--s ") != NULL &&
+			    strstr(line, "data.mdb") != NULL) {
+				log->map_lo = a;
+				log->map_hi = b;
+				break;
+			}
+		fclose(f);
+		if (log->map_lo == 0)
+			return;
+	}
+	(void)madvise((void *)log->map_lo, log->map_hi - log->map_lo,
+	    MADV_DONTNEED);
 }

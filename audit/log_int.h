@@ -14,6 +14,7 @@ struct kr_log {
 	char origin[KR_LOG_MAX_ORIGIN + 1];
 	MDB_dbi meta, entries, hashes, checkpoints;
 	MDB_dbi issued, serials, devcerts, intents;
+	unsigned long map_lo, map_hi;	/* data.mdb mapping (drop_pages) */
 };
 
 struct kr_ltx {
@@ -46,5 +47,8 @@ int kr_ltx_fail(struct kr_ltx *ltx, int r);
 /* Append raw encoded entry bytes (already checked). */
 int kr_ltx_append_raw(struct kr_ltx *ltx, const char *e, size_t len,
     uint64_t *index) KR_WUR;
+
+/* Drop already-read pages of the read-only map from our page tables. */
+void kr_log_drop_pages(struct kr_log *log);
 
 #endif

@@ -60,42 +60,6 @@ os_del(struct openset *s, uint64_t x)
 	return 0;
 }
 
-/*
- * Keep the verifier's footprint flat: pages of the (read-only, shared)
- * map already streamed are dropped from our page tables; they stay in
- * the page cache and fault back in if touched again. LMDB does not
- * expose the map address (me_mapaddr is set only with MDB_FIXEDMAP), so
- * the mapping of data.mdb is found in /proc/self/maps by inode.
- */
-static void
-drop_mapped(MDB_env *env)
-{
-	static unsigned long lo, hi;
-	unsigned long a, b, ino;
-	struct stat st;
-	char line[512];
-	FILE *f;
-	int fd;
-
-	if (lo == 0) {
-		if (mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &st) != 0 ||
-		    (f = fopen("/proc/self/maps", "re")) == NULL)
-			return;
-		while (fgets(line, sizeof(line), f) != NULL)
-			if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &a, &b,
-			    &ino) == 3 && ino == (unsigned long)st.st_ino &&
-			    strstr(line, "data.mdb") != NULL) {
-				lo = a;
-				hi = b;
-				break;
-			}
-		fclose(f);
-		if (lo == 0)
-			return;
-	}
-	(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 struct ext {			/* an earlier checkpoint given on the CLI */
 	uint64_t size;
 	uint8_t root[32];
@@ -495,7 +459,7 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 		if ((i & 4095) == 0 && o->progress)
 			kr_progress_update(&pr, i);
 		if ((i & 16383) == 16383)
-			drop_mapped(log->env);
+			kr_log_drop_pages(log);
 	}
 	if (rc != MDB_NOTFOUND) {
 		r = kr_log_mdb_err(rc, "reading entries");
