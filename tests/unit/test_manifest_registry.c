@@ -170,6 +170,30 @@ test_registry(void **st)
 	assert_int_equal(kr_registry_foreach(txn, dbi, count_cb, &n), 0);
 	assert_int_equal(n, 3);
 	mdb_txn_abort(txn);
+
+	/* a corrupt or truncated record is refused, never half-read */
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	{
+		MDB_val k = { 20, (void *)"d/0123aabbccddeeff01" }, v;
+		uint8_t copy[8192];
+		size_t full;
+
+		assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+		full = v.mv_size;
+		memcpy(copy, v.mv_data, full);
+		v.mv_data = copy;
+		v.mv_size = full - 1;
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+		assert_int_equal(kr_registry_get(txn, dbi,
+		    "0123aabbccddeeff01", &got), KR_ERR_FORMAT);
+		copy[0] = 9;	/* unknown format */
+		v.mv_size = full;
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+		assert_int_equal(kr_registry_get(txn, dbi,
+		    "0123aabbccddeeff01", &got), KR_ERR_FORMAT);
+		assert_non_null(strstr(kr_err_detail(), "is corrupt"));
+	}
+	mdb_txn_abort(txn);
 	EVP_PKEY_free(a);
 	EVP_PKEY_free(b);
 	EVP_PKEY_free(c);
