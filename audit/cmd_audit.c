@@ -189,7 +189,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 				json_object_set_new(types,
 				    kr_etype_name((enum kr_etype)i),
 				    json_integer((json_int_t)rep.counts[i]));
-		j = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, "
+		j = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, "
 		    "s:s, s:b, s:f, s:o}",
 		    "ok", r == 0, "origin", kr_log_origin(log),
 		    "entries", (json_int_t)rep.size,
@@ -198,6 +198,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 		    "intents", (json_int_t)rep.intents,
 		    "issued", (json_int_t)rep.issued,
 		    "abandoned", (json_int_t)rep.abandoned,
+		    "issued_with_intent", (json_int_t)rep.same_commit,
 		    "root", r == 0 ? b64 : "", "vkey", rep.vkey,
 		    "vkey_from_log", rep.vkey_from_log,
 		    "seconds", rep.seconds, "types", types);
@@ -246,6 +247,11 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 	    "init entry: compare it with your record, or pass --vkey)" : "");
 	if (nn > 0)
 		printf("  extends       %zu earlier checkpoint(s)\n", nn);
+	if (rep.same_commit > 0)
+		printf("  warning       %llu certificate(s) logged in the same "
+		    "commit as their intent:\n                the log cannot show "
+		    "the intent preceded the signature\n",
+		    (unsigned long long)rep.same_commit);
 	if (!cli->quiet)
 		fprintf(stderr, "verified %llu entries in %.2fs (%.0f "
 		    "entries/s)\n", (unsigned long long)rep.size, rep.seconds,

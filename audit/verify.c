@@ -82,6 +82,7 @@ struct vstate {
 	uint8_t pub[32];
 	struct openset open;
 	uint64_t nserials, nissued;
+	uint64_t last_cp;	/* size of the last checkpoint seen */
 };
 
 /* The current detail, copied: kr_errf must not read its own buffer. */
@@ -203,6 +204,9 @@ check_resolve(struct vstate *st, uint64_t i, enum kr_etype t,
 		return 0;
 	}
 	st->rep->issued++;
+	/* Log before release: a checkpoint must lie between intent and issue. */
+	if (st->last_cp <= intent)
+		st->rep->same_commit++;
 	if (kr_entry_get(e, len, "cert", &cv, &cl) != 0 ||
 	    (der = malloc(cl / 4 * 3 + 3)) == NULL ||
 	    kr_b64_decode(cv, cl, der, cl / 4 * 3 + 3, &dl) != 0 ||
@@ -281,6 +285,7 @@ check_stored_cp(struct vstate *st, uint64_t n, const MDB_val *v,
 		    "differs from the recomputed tree", (unsigned long long)n);
 	st->rep->bad_checkpoint = -1;
 	st->rep->checkpoints++;
+	st->last_cp = n;
 	return 0;
 }
 

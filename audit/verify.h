@@ -24,6 +24,12 @@ struct kr_verify_report {
 	uint64_t checkpoints;		/* stored checkpoints verified */
 	uint64_t external;		/* --checkpoint files proven */
 	uint64_t intents, issued, abandoned;
+	/*
+	 * cert-issued entries committed together with their intent: the log
+	 * cannot prove the intent was logged before the HSM signed (a
+	 * warning, not a failure).
+	 */
+	uint64_t same_commit;
 	uint64_t counts[64];		/* entries per type */
 	int vkey_from_log;		/* no --vkey: trusted the init entry */
 	char vkey[512];

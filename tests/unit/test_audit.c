@@ -426,6 +426,30 @@ test_log_issuance(void **state)
 	assert_int_equal(kr_log_recover(log, &signer, "keyroom", &n), 0);
 	assert_int_equal(n, 0);
 	verify_ok(log);
+	/* Intent and issued in one commit: verifies, but is reported. */
+	assert_int_equal(kr_log_begin(log, &ltx), 0);
+	ci.serial = "2a";
+	assert_int_equal(kr_log_intent(ltx, "op", &ci, &i1), 0);
+	der[0] = 0x31;
+	cs.intent = i1;
+	assert_int_equal(kr_log_issued(ltx, "op", &cs, NULL), 0);
+	assert_int_equal(kr_ltx_commit(ltx, &signer, NULL), 0);
+	{
+		struct kr_verify_opts o;
+		struct kr_verify_report rep;
+
+		memset(&o, 0, sizeof(o));
+		assert_int_equal(kr_audit_verify(log, &o, &rep), 0);
+		assert_int_equal(rep.issued, 2);
+		assert_int_equal(rep.same_commit, 1);
+	}
+	/* Device index lists both certificates, oldest first. */
+	assert_int_equal(kr_log_read_begin(log, &t), 0);
+	assert_int_equal(kr_log_device_certs(log, t, "dev1", &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(list[0] < list[1]);
+	free(list);
+	mdb_txn_abort(t);
 	rm_log(log);
 }
 
