@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "audit/signer_hsm.h"
 #include "ca/ca.h"
+#include "ca/ca_int.h"	/* kr_ca_lint_key: see open_hsm() */
 #include "ca/config.h"
 #include "ca/hsm.h"
 #include "ceremony/session.h"
@@ -355,6 +356,10 @@ open_hsm(struct batch *b)
 		return r;
 	if (kr_key_type(b->w[0].key) != KR_KEY_ED25519 &&
 	    (r = kr_hsm_evp_private(b->w[0].key, &pk)) != 0)
+		return r;
+	/* Likewise the CA's cached throwaway lint key (ca/asn1.c): made
+	 * once here, not raced for by the building threads. */
+	if ((r = kr_ca_lint_key(kr_key_type(b->w[0].key), &pk)) != 0)
 		return r;
 	kr_secure_free(b->pin, KR_PIN_MAX);
 	b->pin = NULL;
