@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -488,6 +489,53 @@ test_map_full(void **state)
 	rm_log(log);
 }
 
+static long
+fsize(const char *base, const char *rel)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", base, rel);
+	return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Export layout: full and partial hash tiles at two levels, bundles. */
+static void
+test_export_tiles(void **state)
+{
+	struct kr_log *log = fresh_log();	/* 2 entries: init, key */
+	struct kr_export_stats st;
+	struct kr_ltx *ltx;
+	char out[300], cmd[400];
+	int i;
+
+	(void)state;
+	assert_int_equal(kr_log_begin(log, &ltx), 0);
+	for (i = 0; i < 299; i++)
+		assert_int_equal(kr_ltx_appendf(ltx, KR_E_SELF_CHECK, "op",
+		    NULL, "check", "tile", "result", "ok", NULL), 0);
+	assert_int_equal(kr_ltx_commit(ltx, &signer, NULL), 0);
+	snprintf(out, sizeof(out), "%s.export", dir);
+	assert_int_equal(kr_audit_export(log, out, &st), 0);
+	assert_int_equal(st.size, 301);
+	assert_int_equal(st.checkpoints, 2);
+	assert_int_equal(st.tiles, 3);
+	assert_int_equal(fsize(out, "tile/0/000"), 256 * 32);
+	assert_int_equal(fsize(out, "tile/0/001.p/45"), 45 * 32);
+	assert_int_equal(fsize(out, "tile/1/000.p/1"), 32);
+	assert_int_equal(fsize(out, "tile/0/001"), -1);
+	assert_true(fsize(out, "tile/entries/000") > 256 * 2);
+	assert_true(fsize(out, "tile/entries/001.p/45") > 45 * 2);
+	assert_true(fsize(out, "checkpoints/2") > 0);
+	assert_true(fsize(out, "checkpoints/301") > 0);
+	assert_true(fsize(out, "log/data.mdb") > 0);
+	assert_int_equal(fsize(out, "log/lock.mdb"), -1);
+	assert_int_equal(kr_audit_export(log, out, &st), KR_ERR_EXISTS);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", out);
+	assert_int_equal(system(cmd), 0);
+	rm_log(log);
+}
+
 /* MDB_MAP_FULL: abort, the map grows, the caller's retry succeeds. */
 static void
 test_map_grows(void **state)
@@ -537,6 +585,7 @@ main(void)
 		cmocka_unit_test(test_log_issuance),
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_map_grows),
+		cmocka_unit_test(test_export_tiles),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
