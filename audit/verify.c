@@ -495,6 +495,31 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 		r = kr_errf(KR_ERR_TAMPERED, "no signed checkpoint");
 		goto out;
 	}
+	/*
+	 * Belt and braces for earlier checkpoints: besides the recomputed
+	 * root at their size, an RFC 9162 consistency proof from them to the
+	 * current tree (built from the stored hashes, all checked above)
+	 * must verify.
+	 */
+	for (xi = 0; xi < o->nnotes; xi++) {
+		struct kr_hash_rd hr = { st.txn, log->hashes };
+		uint8_t proof[KR_MERKLE_MAX_PROOF][32];
+		size_t pn;
+
+		if (ex[xi].size == 0)
+			continue;
+		if ((r = kr_merkle_consistency_proof(ex[xi].size, i,
+		    kr_log_read_hash, &hr, proof, &pn)) != 0 ||
+		    (r = kr_merkle_verify_consistency(ex[xi].size, i,
+		    ex[xi].root, rep->root, (const uint8_t (*)[32])proof,
+		    pn)) != 0) {
+			rep->bad_checkpoint = (int64_t)ex[xi].size;
+			r = kr_errf(KR_ERR_ROLLBACK, "%s: no consistency proof "
+			    "to the current tree: %s", ex[xi].name,
+			    detail_copy());
+			goto out;
+		}
+	}
 	/* The newest checkpoint must cover the whole log. */
 	{
 		MDB_val lk, lv;
