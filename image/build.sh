@@ -109,11 +109,21 @@ if [ -z "$kdeb" ]; then
 	kdeb=$(ls "$CACHE"/deb/linux-image-[0-9]*-amd64_*.deb | sort -V | tail -1)
 fi
 note "kernel package $(basename "$kdeb")"
-dpkg-deb -x "$kdeb" "$WORK/kernel"
-KVER=$(ls "$WORK/kernel/lib/modules" | head -1)
-[ -n "$KVER" ] && [ -f "$WORK/kernel/boot/vmlinuz-$KVER" ] || die "no kernel in $kdeb"
-depmod -b "$WORK/kernel" "$KVER"
-MODDIR="$WORK/kernel/lib/modules/$KVER"
+# Unpacked once per package into the cache (read-only afterwards).
+KTREE="$CACHE/kernel/$(basename "$kdeb" .deb)"
+if [ ! -f "$KTREE/.complete" ]; then
+	rm -rf "$KTREE" "$KTREE.tmp.$$"
+	mkdir -p "$KTREE.tmp.$$"
+	dpkg-deb -x "$kdeb" "$KTREE.tmp.$$"
+	kv=$(ls "$KTREE.tmp.$$/lib/modules" | head -1)
+	[ -n "$kv" ] || die "no kernel modules in $kdeb"
+	depmod -b "$KTREE.tmp.$$" "$kv"
+	touch "$KTREE.tmp.$$/.complete"
+	mv "$KTREE.tmp.$$" "$KTREE"
+fi
+KVER=$(ls "$KTREE/lib/modules" | head -1)
+[ -n "$KVER" ] && [ -f "$KTREE/boot/vmlinuz-$KVER" ] || die "no kernel in $kdeb"
+MODDIR="$KTREE/lib/modules/$KVER"
 
 # ---------------------------------------------------------------- rootfs
 ROOT="$WORK/root"
@@ -311,7 +321,7 @@ chmod 0700 "$ROOT/state" "$ROOT/media"
 (cd "$ROOT" && find . -print0 | sort -z |
     cpio --null -o -H newc -R 0:0 --reproducible --quiet) >"$WORK/initramfs.cpio"
 gzip -n -9 <"$WORK/initramfs.cpio" >"$OUT/initramfs.cpio.gz"
-cp "$WORK/kernel/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+cp "$KTREE/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 touch -d "@$SOURCE_DATE_EPOCH" "$OUT/vmlinuz" "$OUT/initramfs.cpio.gz"
 
 # ---------------------------------------------------------------- UKI
