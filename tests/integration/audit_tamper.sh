@@ -30,7 +30,7 @@ open(f, 'wb').write(bytes(d))
 print(n)
 PY
 }
-hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+hexof() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 
 # tamper NAME HEXPAT OFFSET REGEX: on a fresh copy, flip, verify must exit 5
 # with stderr matching REGEX.
@@ -56,10 +56,19 @@ tamper "entry 0: byte in the init entry's vkey" "$(hexof "vkey keyroom.test/log+
 certb64=$(sed -n 's/^cert //p' "$T/e431")
 tamper "entry 431: byte inside the logged certificate" "$(hexof "${certb64:20:24}")" 3 "entry 431[^0-9]"
 tamper "entry 431: byte of its cert-sha256" "$(hexof "$(sed -n 's/^cert-sha256 //p' "$T/e431")")" 10 "entry 431[^0-9]"
+# A sweep: whole entries at a spread of indexes, a byte at a spread of
+# offsets in each (first line, type, time, actor, values, final newline).
+for idx in 0 3 128 255 256 399 402 445 460; do
+	"$KEYROOM" --state "$L" audit show $idx >"$T/e"
+	pat=$(od -An -v -tx1 "$T/e" | tr -d ' \n'); len=$(stat -c %s "$T/e")
+	for off in 0 $((len / 7)) $((len / 3)) $((len / 2)) $((len * 5 / 6)) $((len - 1)); do
+		tamper "entry $idx, byte $off of $len" "$pat" "$off" "entry $idx[^0-9]"
+	done
+done
 # Stored hashes: the leaf hash of entry 7 and of the last entry.
 for idx in 7 460; do
 	"$KEYROOM" --state "$L" audit show $idx >"$T/e"
-	lh=$( (printf '\0'; cat "$T/e") | openssl dgst -sha256 -binary | od -An -tx1 | tr -d ' \n')
+	lh=$( (printf '\0'; cat "$T/e") | openssl dgst -sha256 -binary | od -An -v -tx1 | tr -d ' \n')
 	tamper "stored leaf hash of entry $idx" "$lh" 17 "entry $idx[^0-9].*stored hash"
 done
 # Checkpoints: a byte of the signature and of the root of the last one.
