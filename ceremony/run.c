@@ -267,6 +267,7 @@ confirm(struct crun *c, const char *what)
 
 	if (c->cli->yes)
 		return 0;
+	fflush(c->out);	/* show the step before asking about it */
 	if ((tty = fopen("/dev/tty", "r+")) == NULL)
 		return kr_errf(KR_ERR_INVALID_ARGUMENT, "no terminal to confirm "
 		    "%s; run with --yes for automation", what);

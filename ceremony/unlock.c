@@ -267,6 +267,8 @@ kr_quorum_unlock_role(struct kr_appl *a, struct kr_shares_in *in,
 			fprintf(msg, "  share %u of %u for %s: type the card's "
 			    "%d lines (not shown)\n", kr_unlock_count(u) + 1,
 			    set->m, role, KR_CARD_LINES);
+		if (msg != NULL)
+			fflush(msg);
 		if ((r = offer(u, set, (const struct kr_qset *const *)all, nall,
 		    "tty", msg)) == 0)
 			continue;
@@ -275,6 +277,8 @@ kr_quorum_unlock_role(struct kr_appl *a, struct kr_shares_in *in,
 		if (msg != NULL)
 			fprintf(msg, "  refused: %s: %s\n", kr_err_detail(),
 			    kr_strerror(r));
+		if (msg != NULL)
+			fflush(msg);
 	}
 	if ((r = kr_unlock_combine(u, secret)) != 0)
 		goto out;
