@@ -278,7 +278,64 @@ lint_san(const X509 *x, const struct kr_profile *prof)
 	return r;
 }
 
-/* CDP / AIA present exactly when the profile names a URL. */
+/* Is gen exactly the URI url? */
+static int
+uri_is(const GENERAL_NAME *gen, const char *url)
+{
+	const ASN1_IA5STRING *u;
+	int type;
+
+	u = GENERAL_NAME_get0_value(gen, &type);
+	return type == GEN_URI && u != NULL &&
+	    (size_t)ASN1_STRING_length(u) == strlen(url) &&
+	    memcmp(ASN1_STRING_get0_data(u), url, strlen(url)) == 0;
+}
+
+/* The CDP is one full-name URI, the profile's. */
+static int
+cdp_is(const X509 *x, const char *url)
+{
+	STACK_OF(DIST_POINT) *dps;
+	DIST_POINT *dp;
+	int ok = 0;
+
+	if ((dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL,
+	    NULL)) == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	if (sk_DIST_POINT_num(dps) == 1 &&
+	    (dp = sk_DIST_POINT_value(dps, 0))->distpoint != NULL &&
+	    dp->distpoint->type == 0 && dp->reasons == NULL &&
+	    dp->CRLissuer == NULL &&
+	    sk_GENERAL_NAME_num(dp->distpoint->name.fullname) == 1)
+		ok = uri_is(sk_GENERAL_NAME_value(dp->distpoint->name.fullname,
+		    0), url);
+	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+	return ok;
+}
+
+/* The AIA is one caIssuers URI, the profile's. */
+static int
+aia_is(const X509 *x, const char *url)
+{
+	AUTHORITY_INFO_ACCESS *aia;
+	ACCESS_DESCRIPTION *ad;
+	int ok = 0;
+
+	if ((aia = X509_get_ext_d2i(x, NID_info_access, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	if (sk_ACCESS_DESCRIPTION_num(aia) == 1 &&
+	    OBJ_obj2nid((ad = sk_ACCESS_DESCRIPTION_value(aia, 0))->method) ==
+	    NID_ad_ca_issuers)
+		ok = uri_is(ad->location, url);
+	AUTHORITY_INFO_ACCESS_free(aia);
+	return ok;
+}
+
+/* CDP / AIA present exactly when the profile names a URL, and it. */
 static int
 lint_urls(const X509 *x, const struct kr_profile *prof)
 {
@@ -295,6 +352,12 @@ lint_urls(const X509 *x, const struct kr_profile *prof)
 		    want_aia ? "missing" : "not in profile");
 	if (cdp > 0 || aia > 0)
 		return LINT("ext.critical", "CDP/AIA must not be critical");
+	if (want_cdp && !cdp_is(x, prof->crl_url))
+		return LINT("cdp.profile", "CRL distribution point is not "
+		    "exactly URI %s", prof->crl_url);
+	if (want_aia && !aia_is(x, prof->aia_url))
+		return LINT("aia.profile", "authorityInfoAccess is not exactly "
+		    "caIssuers URI %s", prof->aia_url);
 	return 0;
 }
 

@@ -120,6 +120,35 @@ print(sum(1 for x in e if x.get("type") == "cert-issued"))' 2>/dev/null)
 	unset SOFTHSM2_CONF
 done
 
+# CRL distribution point and AIA from the profile (intermediate and device).
+S="$T/urls"
+if kr_init_state "$S"; then
+	python3 - "$S/keyroom.yaml" <<'PY'
+import sys
+p = sys.argv[1]; y = open(p).read()
+for prof in ("intermediate", "device"):
+    y = y.replace("  %s:\n" % prof, "  %s:\n    crl_url: \"http://pki.example/%s.crl\"\n"
+                  "    aia_url: \"http://pki.example/%s.crt\"\n" % (prof, prof, prof), 1)
+open(p, "w").write(y)
+PY
+	"$K" -q --state "$S" ca root --pin "file:$S.pin" --algorithm p256 &&
+	"$K" -q --state "$S" ca intermediate --pin "file:$S.pin" &&
+	csr "$T/u.csr" p256 &&
+	"$K" -q --state "$S" ca issue "$T/u.csr" --id 0a --out "$T/u.pem" --pin "file:$S.pin"
+	XI=$(openssl x509 -in "$S/certs/intermediate.pem" -noout -text 2>/dev/null)
+	XD=$(openssl x509 -in "$T/u.pem" -noout -text 2>/dev/null)
+	if printf '%s' "$XI" | grep -q 'URI:http://pki.example/intermediate.crl' &&
+	    printf '%s' "$XI" | grep -q 'CA Issuers - URI:http://pki.example/intermediate.crt'
+	then ok "intermediate: CDP and AIA from the profile"; else nok "intermediate: CDP/AIA"; fi
+	if printf '%s' "$XD" | grep -q 'URI:http://pki.example/device.crl' &&
+	    printf '%s' "$XD" | grep -q 'CA Issuers - URI:http://pki.example/device.crt'
+	then ok "device: CDP and AIA from the profile"; else nok "device: CDP/AIA"; fi
+	check "urls: openssl verify -x509_strict" openssl verify -x509_strict -CAfile "$S/certs/root.pem" \
+	    -untrusted "$S/certs/intermediate.pem" "$T/u.pem"
+else
+	nok "urls: init"
+fi
+
 # The p256 device carried every option of the profile.
 X=$(openssl x509 -in "$T/p256-a.pem" -noout -text)
 for want in 'TLS Web Client Authentication, TLS Web Server Authentication' \

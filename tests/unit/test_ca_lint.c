@@ -300,6 +300,12 @@ test_profile_options(void **s)
 	snprintf(p.crl_url, sizeof(p.crl_url), "http://crl.example/i.crl");
 	if (kr_lint_cert(x, &p, root) != 0)
 		fail_msg("%s", kr_err_detail());
+	/* Another URL than the profile's. */
+	snprintf(p.crl_url, sizeof(p.crl_url), "http://crl.example/j.crl");
+	assert_int_equal(kr_lint_cert(x, &p, root), KR_ERR_LINT);
+	assert_string_equal(kr_err_detail(), "lint cdp.profile: CRL "
+	    "distribution point is not exactly URI http://crl.example/j.crl");
+	snprintf(p.crl_url, sizeof(p.crl_url), "http://crl.example/i.crl");
 	/* The profile wants HardwareModuleName: none present. */
 	p.hw_module_name = 1;
 	assert_int_equal(kr_lint_cert(x, &p, root), KR_ERR_LINT);
