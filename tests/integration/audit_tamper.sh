@@ -76,6 +76,13 @@ sig=$(sed -n 's/^— [^ ]* //p' "$T/cp1")
 tamper "latest checkpoint: byte of its signature" "$(hexof "${sig:8:24}")" 6 "checkpoint 461"
 root=$(sed -n 3p "$T/cp1")
 tamper "latest checkpoint: byte of its root hash" "$(hexof "$root")" 4 "checkpoint 461"
+# Older stored checkpoints too (every one is kept and checked).
+"$KEYROOM" --state "$L" audit export --no-log "$T/x" >/dev/null 2>&1
+for n in 1 251 401; do
+	sig=$(sed -n 's/^— [^ ]* //p' "$T/x/checkpoints/$n")
+	tamper "stored checkpoint $n: byte of its signature" "$(hexof "${sig:30:20}")" 9 "checkpoint $n[^0-9]"
+	tamper "stored checkpoint $n: byte of its size line" "$(hexof "$(sed -n 2,3p "$T/x/checkpoints/$n")")" 0 "checkpoint $n[^0-9]"
+done
 "$KEYROOM" --state "$L" audit verify --json "$L" >/dev/null 2>&1 && ok "original untouched" || nok "original untouched"
 
 # Rollback: keep a copy, grow the log, print the new checkpoint, restore.
