@@ -162,7 +162,7 @@ ensure_libp11(struct kr_hsm *h)
 	if (h->ctx == NULL && (h->ctx = PKCS11_CTX_new()) == NULL)
 		return kr_err_ssl("PKCS11_CTX_new");
 	if (PKCS11_CTX_load(h->ctx, h->raw.module) != 0) {
-		(void)kr_err_ssl("x");
+		ERR_clear_error();
 		return kr_errf(KR_ERR_TOKEN, "PKCS#11 module %s: libp11 cannot "
 		    "load it", h->raw.module);
 	}
@@ -776,7 +776,7 @@ kr_hsm_evp_private(struct kr_key *k, EVP_PKEY **out)
 		return r;
 	if (PKCS11_enumerate_keys(t->p11slot->token, &keys, &n) != 0) {
 		/* e.g. libp11 0.4.12 with an EdDSA key in the same token */
-		(void)kr_err_ssl("x");
+		ERR_clear_error();
 		return kr_errf(KR_ERR_UNSUPPORTED, "token %s: libp11 cannot "
 		    "list its keys", t->label);
 	}
@@ -819,7 +819,7 @@ kr_hsm_x509_sign(struct kr_key *k, X509 *x, X509_CRL *crl, const EVP_MD *md)
 	 * let the caller sign through the raw layer (the result is verified
 	 * against the issuer key either way).
 	 */
-	(void)kr_err_ssl("x");
+	ERR_clear_error();
 	k->p11_off = 1;
 	if ((r = kr_token_recover(k->tok)) != 0)
 		return r;
