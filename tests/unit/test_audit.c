@@ -21,6 +21,7 @@
 #include "audit/entry.h"
 #include "audit/export.h"
 #include "audit/note.h"
+#include "audit/qr.h"
 #include "audit/verify.h"
 #include "lib/util.h"
 
@@ -536,6 +537,41 @@ test_export_tiles(void **state)
 	rm_log(log);
 }
 
+static void
+test_qr(void **state)
+{
+	static char big[4000];
+	char *svg = NULL, path[300], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	uint8_t sig[8];
+
+	(void)state;
+	assert_int_equal(kr_qr_svg("keyroom.example/log\n42\nabc=\n", 4,
+	    &svg), 0);
+	assert_non_null(strstr(svg, "<svg"));
+	assert_non_null(strstr(svg, "h1v1h-1z"));
+	free(svg);
+	memset(big, 'A', sizeof(big) - 1);
+	assert_int_equal(kr_qr_svg(big, 4, &svg), KR_ERR_TOO_LARGE);
+	assert_int_equal(kr_qr_svg("x", 0, &svg), KR_ERR_INVALID_ARGUMENT);
+	/* Terminal: half blocks, 2 modules per character row. */
+	assert_non_null(f = open_memstream(&buf, &len));
+	assert_int_equal(kr_qr_print_terminal(f, "hello"), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\xe2\x96\x88"));
+	free(buf);
+	snprintf(path, sizeof(path), "/tmp/kr-test-qr.%d.png", (int)getpid());
+	unlink(path);
+	assert_int_equal(kr_qr_write_png(path, "hello", 4), 0);
+	assert_non_null(f = fopen(path, "rb"));
+	assert_int_equal(fread(sig, 1, 8, f), 8);
+	fclose(f);
+	assert_memory_equal(sig, "\x89PNG\r\n\x1a\n", 8);
+	assert_int_equal(kr_qr_write_png(path, "hello", 4), KR_ERR_EXISTS);
+	unlink(path);
+}
+
 /* MDB_MAP_FULL: abort, the map grows, the caller's retry succeeds. */
 static void
 test_map_grows(void **state)
@@ -586,6 +622,7 @@ main(void)
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_map_grows),
 		cmocka_unit_test(test_export_tiles),
+		cmocka_unit_test(test_qr),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
