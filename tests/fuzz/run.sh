@@ -28,9 +28,10 @@ fi
 rm -rf "$probe"
 
 # The library, instrumented (incremental: the Makefile's own rules).
+mkdir -p "$FUZZ_BUILD"
 if ! make -s BUILD="$FUZZ_BUILD" CC="$CLANG" SAN=1 SANFLAGS="$FFLAGS" \
-    -j"${FUZZ_JOBS:-2}" "$FUZZ_BUILD/libkeyroom.a" >"$FUZZ_BUILD.log" 2>&1; then
-	tap "not ok" "build the instrumented library (see $FUZZ_BUILD.log)"
+    -j"${FUZZ_JOBS:-2}" "$FUZZ_BUILD/libkeyroom.a" >"$FUZZ_BUILD/lib.build.log" 2>&1; then
+	tap "not ok" "build the instrumented library (see $FUZZ_BUILD/lib.build.log)"
 	echo "1..$n"; exit 1
 fi
 
