@@ -44,11 +44,13 @@ printf '%s\n' "${list[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _ {}
 pass=0; fail=0; skipn=0
 for t in "${list[@]}"; do
 	name=$(basename "$t"); log="$logs/$name.log"
+	# cmocka's skip() prints "not ok N - name # SKIP": a skip, not a failure.
 	p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
-	s=$(grep -cE '^ok [0-9]+.*# ?SKIP' "$log" | head -1)
-	f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
+	s=$(grep -cE '^(not )?ok [0-9]+.*# ?SKIP' "$log" | head -1)
+	s1=$(grep -cE '^ok [0-9]+.*# ?SKIP' "$log" | head -1)
+	f=$(grep -E '^not ok [0-9]+' "$log" | grep -cvE '# ?SKIP' | head -1)
 	rc=$(sed -n 's/^# exit \([0-9]*\) after.*/\1/p' "$log" | tail -1)
-	p=$((p - s))
+	p=$((p - s1))
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; echo "# $name exited $rc without a failing test: counted as a failure"; fi
 	pass=$((pass + p)); fail=$((fail + f)); skipn=$((skipn + s))
 	status=PASS; [ "$f" != 0 ] && status=FAIL
