@@ -42,6 +42,17 @@ EOT
 dd if="$esp" of="$img" bs=1M seek=1 conv=notrunc,fsync status=none
 touch -d "@$SOURCE_DATE_EPOCH" "$img"
 
+# ---- the El Torito EFI image for the ISO: the El Torito entry counts
+# 512-byte sectors in 16 bits (32 MiB at most), so a small FAT (12/16) of
+# its own rather than the stick's FAT32 ESP.
+efiboot=$WORK/efiboot.img
+eb_mib=$(( ($(stat -c %s "$uki") + MIB - 1) / MIB + 2 ))
+[ "$eb_mib" -lt 31 ] || { echo "media.sh: UKI too large for an El Torito EFI image" >&2; exit 1; }
+rm -f "$efiboot"
+truncate -s $((eb_mib * MIB)) "$efiboot"
+mformat -i "$efiboot" -N 4b52424e -v KEYROOM-EFI -T $((eb_mib * MIB / 512)) -h 64 -s 32 ::
+mcopy -i "$efiboot" -s -m -Q "$WORK/esp/EFI" ::/
+
 # ---- hybrid ISO
 iso=$WORK/iso
 mkdir -p "$iso/isolinux" "$iso/boot"
@@ -65,7 +76,7 @@ xorriso -report_about SORRY -as mkisofs -o "$OUT/keyroom.iso" \
     --modification-date="$d" \
     -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
     -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
-    -append_partition 2 0xef "$esp" \
+    -append_partition 2 0xef "$efiboot" \
     -eltorito-alt-boot -e --interval:appended_partition_2:all:: -no-emul-boot -isohybrid-gpt-basdat \
     "$iso"
 [ -s "$OUT/keyroom.iso" ] || { echo "media.sh: xorriso made no ISO" >&2; exit 1; }

@@ -298,34 +298,52 @@ grep -aqE 'network interfaces: lo[[:space:]]*$' "$T/menu.log" && grep -aq 'state
 grep -aq 'reboot: Power down' "$T/menu.log" && ok "menu: power off" || nok "menu: power off"
 grep -aq 'login:' "$T/menu.log" && nok "a login prompt appeared" || ok "menu: no login prompt anywhere"
 
-# --- 7. UEFI: the GPT stick image under OVMF --------------------------
+# --- 7. the boot media for real hardware, three boots side by side (each
+# with its own state disk), each stopped at the ready marker: the GPT stick
+# (UKI) under OVMF, the hybrid ISO under SeaBIOS (isolinux) and under OVMF.
 OVMF=/usr/share/OVMF/OVMF_CODE.fd
 if [ "$QUICK" = 1 ]; then
-	skip "UEFI boot" "KEYROOM_IMAGE_QUICK=1"
-elif [ -f "$OVMF" ] && [ -f /usr/share/OVMF/OVMF_VARS.fd ]; then
-	cp /usr/share/OVMF/OVMF_VARS.fd "$T/vars.fd"
+	skip "boot media" "KEYROOM_IMAGE_QUICK=1"; done_testing; exit
+fi
+# boot_bg NAME QEMU_ARGS...: boot in the background; $T/NAME.res gets
+# "READY_S BOOT_RC" when done.
+boot_bg() {
+	local n=$1; shift
+	truncate -s 32M "$T/state-$n.img"
+	mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state-$n.img"
+	( boot "$n" "$T/$n.log" KEYROOM-READY 1 -drive "file=$T/state-$n.img,if=virtio,format=raw" "$@"
+	  echo "${READY_S:-never} $BOOT_RC" >"$T/$n.res" ) &
+}
+have_ovmf=0
+[ -f "$OVMF" ] && [ -f /usr/share/OVMF/OVMF_VARS.fd ] && have_ovmf=1
+if [ "$have_ovmf" = 1 ]; then
+	cp /usr/share/OVMF/OVMF_VARS.fd "$T/vars-uefi.fd"
+	cp /usr/share/OVMF/OVMF_VARS.fd "$T/vars-isouefi.fd"
 	cp "$IMG/keyroom-usb.img" "$T/boot.img"
-	truncate -s 32M "$T/state2.img"
-	mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state2.img"
-	boot uefi "$T/uefi.log" KEYROOM-READY 1 \
-	    -drive "if=pflash,format=raw,readonly=on,file=$OVMF" -drive "if=pflash,format=raw,file=$T/vars.fd" \
-	    -drive "file=$T/state2.img,if=virtio,format=raw" \
+	boot_bg uefi -drive "if=pflash,format=raw,readonly=on,file=$OVMF" \
+	    -drive "if=pflash,format=raw,file=$T/vars-uefi.fd" \
 	    -device qemu-xhci -drive "if=none,id=boot,file=$T/boot.img,format=raw" -device usb-storage,drive=boot
-	echo "# UEFI (OVMF, UKI from the GPT stick): ready after ${READY_S:-never}s"
-	[ -n "$READY_S" ] && grep -aq 'EFI stub' "$T/uefi.log" && ok "UEFI: OVMF boots the UKI from the GPT stick to the ready marker (${READY_S}s)" ||
-	    { nok "UEFI boot"; tail -15 "$T/uefi.log" | sed 's/^/#   /'; }
+	boot_bg isouefi -drive "if=pflash,format=raw,readonly=on,file=$OVMF" \
+	    -drive "if=pflash,format=raw,file=$T/vars-isouefi.fd" -cdrom "$IMG/keyroom.iso"
+fi
+boot_bg iso -cdrom "$IMG/keyroom.iso"
+wait
+media_check() { # NAME DESCRIPTION LOG-REGEX
+	local r
+	r=$(cut -d' ' -f1 "$T/$1.res" 2>/dev/null)
+	echo "# $2: ready after ${r:-never}s"
+	if [ -n "$r" ] && [ "$r" != never ] && grep -aq "$3" "$T/$1.log"; then
+		ok "$2 reaches the ready marker (${r}s)"
+	else
+		nok "$2"; tail -12 "$T/$1.log" | sed 's/^/#   /'
+	fi
+}
+if [ "$have_ovmf" = 1 ]; then
+	media_check uefi "UEFI (OVMF): the UKI on the GPT stick image" 'EFI stub'
+	media_check isouefi "UEFI (OVMF): the hybrid ISO as a CD" 'EFI stub'
 else
-	skip "UEFI boot" "OVMF missing (ovmf package)"
+	skip "UEFI boots" "OVMF missing (ovmf package)"
 fi
-
-# --- 8. BIOS: the hybrid ISO under SeaBIOS -----------------------------
-if [ "$QUICK" = 1 ]; then
-	skip "BIOS ISO boot" "KEYROOM_IMAGE_QUICK=1"; done_testing; exit
-fi
-boot iso "$T/iso.log" KEYROOM-READY 1 -cdrom "$IMG/keyroom.iso" \
-    -drive "file=$T/state2.img,if=virtio,format=raw"
-echo "# BIOS (SeaBIOS, isolinux from the ISO): ready after ${READY_S:-never}s"
-[ -n "$READY_S" ] && grep -aq ISOLINUX "$T/iso.log" && ok "BIOS: the hybrid ISO boots through isolinux to the ready marker (${READY_S}s)" ||
-    { nok "BIOS ISO boot"; tail -15 "$T/iso.log" | sed 's/^/#   /'; }
+media_check iso "BIOS (SeaBIOS): the hybrid ISO through isolinux" ISOLINUX
 
 done_testing
