@@ -5,8 +5,9 @@
 # unattended demo job on a fresh ext4 state disk (label KEYROOM-STATE) and a
 # vfat USB stick (label KEYROOM-USB, on qemu-xhci) holding a fleetsim batch;
 # the results are read off the stick image with mtools and verified on the
-# host with openssl. The UEFI stick image boots once under OVMF, the hybrid
-# ISO once under SeaBIOS; two builds give the same SHA-256.
+# host with openssl. The console menu is driven over the serial line. The
+# UEFI stick image boots under OVMF, the hybrid ISO under SeaBIOS and OVMF;
+# two builds give the same SHA-256.
 # Env (local iteration only): KEYROOM_IMAGE_QUICK=1 skips the second build
 # and the UEFI and ISO boots.
 . "$(dirname "$0")/../lib.sh"
