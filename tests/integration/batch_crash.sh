@@ -21,14 +21,13 @@ echo "# crash points drawn with seed $seed (KEYROOM_CRASH_SEED to repeat)"
 points=$(python3 -c "import random; random.seed($seed); print(*random.sample(range(1, $NPOINTS + 1), 20))")
 
 check_state() { # MEDIA BATCH [resolved]: invariants over the log and this output
-	"$KEYROOM" --state "$S" --json audit list --type cert-intent >"$T/intents.json" 2>/dev/null &&
-	"$KEYROOM" --state "$S" --json audit list --type cert-issued >"$T/issued.json" 2>/dev/null &&
-	"$KEYROOM" --state "$S" --json audit list --type cert-abandoned >"$T/abandoned.json" 2>/dev/null &&
+	"$KEYROOM" --state "$S" --json audit list >"$T/all.json" 2>/dev/null &&
 	python3 - "$1/keyroom-out/$2" "$T" "${3:-}" <<'EOF'
 import base64, json, os, subprocess, sys, hashlib
 out, t, resolved_wanted = sys.argv[1], sys.argv[2], sys.argv[3] == "resolved"
-ld = lambda n: json.load(open(f"{t}/{n}.json"))
-intents, issued, abandoned = ld("intents"), ld("issued"), ld("abandoned")
+entries = json.load(open(f"{t}/all.json"))
+of = lambda ty: [e for e in entries if e["type"] == ty]
+intents, issued, abandoned = of("cert-intent"), of("cert-issued"), of("cert-abandoned")
 serials = [(e["issuer"], e["serial"]) for e in intents]
 assert len(serials) == len(set(serials)), "serial reserved twice"
 resolved = [e["intent"] for e in issued] + [e["intent"] for e in abandoned]
