@@ -3,6 +3,7 @@
  * token selection by label, login, key generation and lookup, signing,
  * lost-session recovery.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 struct kr_hsm {
 	struct kr_p11 raw;
+	int counted;		/* in modules[] */
 	struct kr_token *open;	/* open tokens (login is per application) */
 	PKCS11_CTX *ctx;
 	int ctx_loaded;
@@ -131,6 +133,44 @@ kr_hsm_find_softhsm(char *buf, size_t buflen)
 	    "%s; install softhsm2)", KR_SOFTHSM_MODULE);
 }
 
+/*
+ * Live struct kr_hsm per module path in this process: the module is
+ * initialised once and must be finalized only when the last user goes
+ * (e.g. a ceremony's HSM next to the audit signer's).
+ */
+#define MAX_MODULES 8
+static struct {
+	char path[4096];
+	int live;
+} modules[MAX_MODULES];
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Count a user of path in; returns the number of users, or -1. */
+static int
+module_ref(const char *path, int delta)
+{
+	int i, n = -1, freeslot = -1;
+
+	pthread_mutex_lock(&modules_lock);
+	for (i = 0; i < MAX_MODULES; i++) {
+		if (modules[i].live > 0 && strcmp(modules[i].path, path) == 0)
+			break;
+		if (modules[i].live == 0 && freeslot < 0)
+			freeslot = i;
+	}
+	if (i == MAX_MODULES && delta > 0 && freeslot >= 0 &&
+	    strlen(path) < sizeof(modules[0].path)) {
+		i = freeslot;
+		memcpy(modules[i].path, path, strlen(path) + 1);
+	}
+	if (i < MAX_MODULES) {
+		modules[i].live += delta;
+		n = modules[i].live;
+	}
+	pthread_mutex_unlock(&modules_lock);
+	return n;
+}
+
 int
 kr_hsm_load(const char *module, struct kr_hsm **out)
 {
@@ -142,6 +182,12 @@ kr_hsm_load(const char *module, struct kr_hsm **out)
 		return kr_errf(KR_ERR_ALLOC, "hsm");
 	if ((r = kr_p11_load(module, &h->raw)) != 0)
 		goto out;
+	if (module_ref(h->raw.module, 1) < 0) {
+		r = kr_errf(KR_ERR_TOKEN, "PKCS#11 module %s: too many modules "
+		    "loaded", module);
+		goto out;
+	}
+	h->counted = 1;
 	*out = h;
 	h = NULL;
 	r = 0;
@@ -173,16 +219,23 @@ ensure_libp11(struct kr_hsm *h)
 void
 kr_hsm_free(struct kr_hsm *h)
 {
+	int last;
+
 	if (h == NULL)
 		return;
+	last = !h->counted || module_ref(h->raw.module, -1) == 0;
 	if (h->slots != NULL)
 		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
 	if (h->ctx_loaded) {
-		/* libp11 calls C_Finalize: the one and only, last. */
-		PKCS11_CTX_unload(h->ctx);
+		/*
+		 * libp11 calls C_Finalize: only for the module's last user
+		 * here (otherwise its context stays loaded, a small leak).
+		 */
+		if (last)
+			PKCS11_CTX_unload(h->ctx);
 		kr_p11_unload(&h->raw, 0);
 	} else {
-		kr_p11_unload(&h->raw, 1);
+		kr_p11_unload(&h->raw, last);
 	}
 	if (h->ctx != NULL)
 		PKCS11_CTX_free(h->ctx);
@@ -218,7 +271,8 @@ kr_hsm_init_token(struct kr_hsm *h, const char *label, const char *so_pin,
 		 * initialised: finalize and initialise again (raw layer only,
 		 * before libp11 has loaded the module), then look again.
 		 */
-		if (h->ctx_loaded || r != KR_ERR_TOKEN)
+		if (h->ctx_loaded || r != KR_ERR_TOKEN ||
+		    module_ref(h->raw.module, 0) != 1)
 			return r;
 		kr_err_clear();
 		(void)h->raw.f->C_Finalize(NULL);

@@ -18,7 +18,9 @@
  *                    key (EVP_PKEY) and the private key handles.
  *
  * Not thread-safe: one thread per struct kr_hsm (batch signing opens one
- * kr_token per worker for parallel sessions).
+ * kr_token per worker for parallel sessions). Several struct kr_hsm on the
+ * same module in one process are fine: the module is finalized when the
+ * last one is freed.
  *
  * Errors (negative KR_ERR_*, detail names module/token/label):
  *   KR_ERR_TOKEN  module missing/broken, token not found, slot problems
@@ -84,7 +86,10 @@ int kr_hsm_find_softhsm(char *buf, size_t buflen) KR_WUR;
  * ("PKCS#11 module /x.so: cannot load: ...").
  */
 int kr_hsm_load(const char *module, struct kr_hsm **out) KR_WUR;
-/* Unload (libp11 calls C_Finalize). Tokens/keys must be freed first. */
+/*
+ * Unload; the module's last user in the process finalizes it (through
+ * libp11 if it was loaded). Tokens/keys must be freed first.
+ */
 void kr_hsm_free(struct kr_hsm *hsm);
 const char *kr_hsm_module(const struct kr_hsm *hsm);
 

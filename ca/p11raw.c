@@ -77,7 +77,7 @@ kr_p11_unload(struct kr_p11 *p, int finalize)
 {
 	if (p == NULL || p->dl == NULL)
 		return;
-	if (finalize && p->initialized && p->f != NULL)
+	if (finalize && p->f != NULL)
 		(void)p->f->C_Finalize(NULL);
 	/*
 	 * No dlclose: the module stays mapped (a module may keep threads or

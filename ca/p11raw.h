@@ -24,7 +24,7 @@ struct kr_p11 {
 
 /* dlopen + C_GetFunctionList + C_Initialize. KR_ERR_TOKEN on failure. */
 int kr_p11_load(const char *module, struct kr_p11 *p) KR_WUR;
-/* dlclose (no C_Finalize unless finalize != 0). */
+/* Forget the module (C_Finalize only if finalize != 0; no dlclose). */
 void kr_p11_unload(struct kr_p11 *p, int finalize);
 
 /* Slot of the initialised token with this label. KR_ERR_NOT_FOUND. */

@@ -296,6 +296,29 @@ test_serials(void **s)
 	    KR_ERR_EXISTS);
 }
 
+/*
+ * Two struct kr_hsm on one module (runs last): freeing the one that
+ * initialised the module must not finalize it under the other.
+ */
+static void
+test_two_instances(void **s)
+{
+	struct kr_hsm *h2 = NULL;
+	struct kr_token *t = NULL;
+	uint8_t rnd[8];
+
+	assert_int_equal(kr_hsm_load(kr_hsm_module(hsm), &h2), 0);
+	assert_int_equal(kr_token_open(h2, "t2", "5678", 4, &t), 0);
+	kr_token_close(tok);
+	tok = NULL;
+	kr_hsm_free(hsm);	/* the first user */
+	hsm = NULL;
+	if (kr_token_random(t, rnd, sizeof(rnd)) != 0)
+		fail_msg("%s", kr_err_detail());
+	kr_token_close(t);
+	kr_hsm_free(h2);	/* the last user finalizes */
+}
+
 static void
 test_key_type_names(void **s)
 {
@@ -316,6 +339,7 @@ main(void)
 		cmocka_unit_test(test_sign_raw_all_types),
 		cmocka_unit_test(test_lost_session_recovers),
 		cmocka_unit_test(test_serials),
+		cmocka_unit_test(test_two_instances),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
