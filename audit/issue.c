@@ -83,7 +83,7 @@ kr_log_intent(struct kr_ltx *ltx, const char *actor,
 /* Check that intent is an open cert-intent; copy issuer and serial. */
 static int
 open_intent(struct kr_ltx *ltx, uint64_t intent, char *issuer,
-    char *serial)
+    char *serial, char *device)
 {
 	const uint8_t *e;
 	size_t len;
@@ -112,6 +112,9 @@ open_intent(struct kr_ltx *ltx, uint64_t intent, char *issuer,
 	if ((r = kr_entry_get_str(e, len, "issuer", issuer, MAX_ID + 1)) != 0 ||
 	    (r = kr_entry_get_str(e, len, "serial", serial, MAX_ID + 1)) != 0)
 		return r;
+	if (device != NULL && kr_entry_get_str(e, len, "device-id", device,
+	    MAX_ID + 1) != 0)
+		device[0] = '\0';
 	return 0;
 }
 
@@ -134,7 +137,7 @@ kr_log_issued(struct kr_ltx *ltx, const char *actor,
 {
 	struct kr_log *log = ltx->log;
 	char issuer[MAX_ID + 1], serial[MAX_ID + 1], hex[65], ibuf[24];
-	char *b64 = NULL;
+	char idev[MAX_ID + 1], *b64 = NULL;
 	uint8_t h[32], xb[8];
 	MDB_val k, v = { 8, xb };
 	uint64_t idx;
@@ -148,8 +151,15 @@ kr_log_issued(struct kr_ltx *ltx, const char *actor,
 		    "certificate of %zu bytes cannot be logged", ci->der_len);
 		goto out;
 	}
-	if ((r = open_intent(ltx, ci->intent, issuer, serial)) != 0)
+	if ((r = open_intent(ltx, ci->intent, issuer, serial, idev)) != 0)
 		goto out;
+	if (idev[0] != '\0' && (ci->device_id == NULL ||
+	    strcmp(idev, ci->device_id) != 0)) {
+		r = kr_errf(KR_ERR_INVALID_ARGUMENT, "cert-intent %llu was for "
+		    "device %s, not %s", (unsigned long long)ci->intent, idev,
+		    ci->device_id != NULL ? ci->device_id : "(none)");
+		goto out;
+	}
 	kr_sha256(ci->der, ci->der_len, h);
 	kr_hex(h, 32, hex);
 	if ((r = kr_snprintf(ibuf, sizeof(ibuf), "%llu",
@@ -214,7 +224,7 @@ kr_log_abandon(struct kr_ltx *ltx, const char *actor, uint64_t intent,
 
 	if (ltx->err != 0)
 		return kr_errf(ltx->err, "audit transaction already failed");
-	if ((r = open_intent(ltx, intent, issuer, serial)) != 0 ||
+	if ((r = open_intent(ltx, intent, issuer, serial, NULL)) != 0 ||
 	    (r = kr_snprintf(ibuf, sizeof(ibuf), "%llu",
 	    (unsigned long long)intent)) != 0)
 		return kr_ltx_fail(ltx, r);

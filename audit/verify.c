@@ -127,7 +127,7 @@ vkey_from_init(struct vstate *st)
 /* Issuer and serial of cert-intent `intent`; KR_ERR_TAMPERED if not one. */
 static int
 intent_of(struct vstate *st, uint64_t at, uint64_t intent, char *issuer,
-    char *serial)
+    char *serial, char *device)
 {
 	const uint8_t *e;
 	size_t len;
@@ -141,6 +141,8 @@ intent_of(struct vstate *st, uint64_t at, uint64_t intent, char *issuer,
 		return BAD_ENTRY(st, at, "entry %llu: intent %llu is not an "
 		    "earlier cert-intent", (unsigned long long)at,
 		    (unsigned long long)intent);
+	if (kr_entry_get_str(e, len, "device-id", device, MAX_ID + 1) != 0)
+		device[0] = '\0';
 	return 0;
 }
 
@@ -176,6 +178,7 @@ check_resolve(struct vstate *st, uint64_t i, enum kr_etype t,
 {
 	char issuer[MAX_ID + 1], serial[MAX_ID + 1];
 	char ei[MAX_ID + 1], es[MAX_ID + 1], hex[65], dev[MAX_ID + 1];
+	char idev[MAX_ID + 1];
 	uint8_t *der = NULL, h[32], want[32], xb[8];
 	const char *cv;
 	size_t cl, dl;
@@ -189,7 +192,7 @@ check_resolve(struct vstate *st, uint64_t i, enum kr_etype t,
 	    kr_entry_get_str(e, len, "serial", es, sizeof(es)) != 0)
 		return BAD_ENTRY(st, i, "entry %llu: bad intent reference",
 		    (unsigned long long)i);
-	if ((r = intent_of(st, i, intent, issuer, serial)) != 0)
+	if ((r = intent_of(st, i, intent, issuer, serial, idev)) != 0)
 		return r;
 	if (strcmp(issuer, ei) != 0 || strcmp(serial, es) != 0)
 		return BAD_ENTRY(st, i, "entry %llu: issuer/serial differ "
@@ -225,7 +228,13 @@ check_resolve(struct vstate *st, uint64_t i, enum kr_etype t,
 		return BAD_ENTRY(st, i, "entry %llu: certificate %s is not "
 		    "indexed to this entry", (unsigned long long)i, hex);
 	st->nissued++;
-	if (kr_entry_get_str(e, len, "device-id", dev, sizeof(dev)) == 0) {
+	if (kr_entry_get_str(e, len, "device-id", dev, sizeof(dev)) != 0)
+		dev[0] = '\0';
+	if (idev[0] != '\0' && strcmp(idev, dev) != 0)
+		return BAD_ENTRY(st, i, "entry %llu: certificate for device "
+		    "'%s' but intent %llu was for '%s'", (unsigned long long)i,
+		    dev, (unsigned long long)intent, idev);
+	if (dev[0] != '\0') {
 		kr_be64(i, xb);
 		k.mv_size = strlen(dev);
 		k.mv_data = dev;

@@ -383,6 +383,14 @@ test_log_issuance(void **state)
 	cs.der = der;
 	cs.der_len = sizeof(der);
 	cs.device_id = "dev1";
+	/* The certificate must be for the intent's device. */
+	assert_int_equal(kr_log_begin(log, &ltx), 0);
+	cs.device_id = "dev2";
+	assert_int_equal(kr_log_issued(ltx, "op", &cs, NULL),
+	    KR_ERR_INVALID_ARGUMENT);
+	assert_non_null(strstr(kr_err_detail(), "was for device dev1"));
+	kr_ltx_abort(ltx);
+	cs.device_id = "dev1";
 	assert_int_equal(kr_log_begin(log, &ltx), 0);
 	assert_int_equal(kr_log_issued(ltx, "op", &cs, &idx), 0);
 	assert_int_equal(kr_log_abandon(ltx, "op", i2, "HSM refused", NULL), 0);
