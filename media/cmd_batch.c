@@ -12,6 +12,8 @@
 #include "lib/cli.h"
 #include "lib/commands.h"
 #include "lib/util.h"
+#include "audit/audit.h"
+#include "ca/config.h"
 #include "media/batch.h"
 
 static const char sign_usage[] =
@@ -130,7 +132,110 @@ batch_sign(struct kr_cli *cli, int argc, char **argv)
 	return ex;
 }
 
+static const char list_usage[] =
+    "usage: keyroom [--state DIR] [--json] batch list\n\n"
+    "Every batch id the appliance has seen (state open, ending or done;\n"
+    "a done id is never accepted again) and the certificates each\n"
+    "manufacturer has used of its quota.\n"
+    "Exit: 0 ok, 1 error, 2 usage.\n";
+
+static int
+batch_list(struct kr_cli *cli, int argc, char **argv)
+{
+	struct kr_state_paths paths;
+	struct kr_log *log = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	json_t *out = NULL, *arr, *rec;
+	json_error_t je;
+	const char *names[] = { KR_BATCH_DBI, KR_QUOTA_DBI };
+	const char *keys[] = { "batches", "quota" };
+	int r, i, rc;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		fputs(list_usage, stdout);
+		return KR_EXIT_OK;
+	}
+	if (argc != 1)
+		return kr_cli_usage_error("batch list", "");
+	if ((r = kr_state_paths(cli->state, &paths)) != 0 ||
+	    (r = kr_log_open(paths.log, KR_LOG_RDONLY, &log)) != 0 ||
+	    (r = kr_log_read_begin(log, &txn)) != 0)
+		goto out;
+	if ((out = json_object()) == NULL) {
+		r = kr_errf(KR_ERR_ALLOC, "list");
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		json_object_set_new(out, keys[i], arr = json_object());
+		if ((r = kr_log_dbi(log, txn, names[i], 0, &dbi)) ==
+		    KR_ERR_NOT_FOUND)
+			continue;
+		if (r != 0)
+			goto out;
+		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+			r = kr_err_lmdb(rc, "%s", names[i]);
+			goto out;
+		}
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+			char key[KR_MEDIA_MAX_ID + 1];
+			uint64_t n = 0;
+			size_t j;
+
+			if (k.mv_size > KR_MEDIA_MAX_ID)
+				continue;
+			memcpy(key, k.mv_data, k.mv_size);
+			key[k.mv_size] = 0;
+			if (i == 1) {
+				for (j = 0; j < v.mv_size && j < 8; j++)
+					n = (n << 8) | ((uint8_t *)v.mv_data)[j];
+				rec = json_integer((json_int_t)n);
+			} else
+				rec = json_loadb(v.mv_data, v.mv_size, 0, &je);
+			if (rec != NULL)
+				json_object_set_new(arr, key, rec);
+		}
+		mdb_cursor_close(cur);
+		cur = NULL;
+	}
+	if (cli->json) {
+		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+	} else {
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(json_object_get(out, "batches"), key, val)
+			printf("batch %-24s %-6s %-16s issued %lld rejected "
+			    "%lld  begun %s\n", key,
+			    json_string_value(json_object_get(val, "state")),
+			    json_string_value(json_object_get(val,
+			    "manufacturer")),
+			    (long long)json_integer_value(json_object_get(val,
+			    "issued")),
+			    (long long)json_integer_value(json_object_get(val,
+			    "rejected")),
+			    json_string_value(json_object_get(val, "begun")));
+		json_object_foreach(json_object_get(out, "quota"), key, val)
+			printf("quota %-24s used %lld\n", key,
+			    (long long)json_integer_value(val));
+	}
+	r = 0;
+ out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kr_log_close(log);
+	json_decref(out);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
 static const struct kr_cmd batch_cmds[] = {
+	{ "list", batch_list, "", "batch ids seen and quota used (--json)" },
 	{ "sign", batch_sign, "MEDIA_DIR [--pin SPEC] [--chunk N] "
 	    "[--sessions N]", "sign a batch of CSRs from removable media" },
 	{ NULL, NULL, NULL, NULL },

@@ -103,5 +103,9 @@ check "no certificate for the over-quota devices" test -z "$(ls -A "$T/f3/media/
 "$KEYROOM" --state "$S" --json batch sign "$T/f4/media" --pin "file:$S.pin" >/dev/null 2>&1; rc=$?
 check "a device certified in an earlier batch is refused (already-certified)" sh -c \
     "[ $rc -eq 4 ] && grep -q already-certified '$T/f4/media/keyroom-out/lot-0004/report.json'"
+check "batch list --json: lot-0001 done, quota 14 used" python3 -c '
+import json,sys; j=json.loads(sys.argv[1])
+assert j["batches"]["lot-0001"]["state"]=="done" and j["batches"]["lot-0001"]["issued"]==10
+assert j["quota"]["cm-fleetsim"]==14, j["quota"]' "$("$KEYROOM" --state "$S" --json batch list)"
 check "keyroom audit verify still passes" "$KEYROOM" --state "$S" audit verify
 done_testing
