@@ -4,6 +4,7 @@
  * of a signed certificate/CRL whose signature came from C_Sign. Also the
  * throwaway lint keys and the digest per key type.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -190,24 +191,22 @@ kr_ca_md(enum kr_key_type t)
 	}
 }
 
-/*
- * Cached throwaway keys. Not thread-safe on first use: call once from the
- * main thread before starting workers (kr_ca_lint_key for each type).
- */
+/* Cached throwaway keys, made once per process (thread-safe). */
 static EVP_PKEY *lint_keys[KR_KEY_ED25519 + 1];
+static pthread_mutex_t lint_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int
 kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
 {
 	EVP_PKEY *k = NULL;
+	int r = 0;
 
 	*out = NULL;
 	if (t <= KR_KEY_NONE || t > KR_KEY_ED25519)
 		return kr_errf(KR_ERR_UNSUPPORTED, "lint key type %d", (int)t);
-	if (lint_keys[t] != NULL) {
-		*out = lint_keys[t];
-		return 0;
-	}
+	pthread_mutex_lock(&lint_lock);
+	if (lint_keys[t] != NULL)
+		goto done;
 	switch (t) {
 	case KR_KEY_P256:
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -224,11 +223,16 @@ kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
 	default:
 		break;
 	}
-	if (k == NULL)
-		return kr_err_ssl("throwaway %s key", kr_key_type_name(t));
+	if (k == NULL) {
+		r = kr_err_ssl("throwaway %s key", kr_key_type_name(t));
+		goto unlock;
+	}
 	lint_keys[t] = k;
-	*out = k;
-	return 0;
+ done:
+	*out = lint_keys[t];
+ unlock:
+	pthread_mutex_unlock(&lint_lock);
+	return r;
 }
 
 const ASN1_OCTET_STRING *

@@ -47,7 +47,7 @@ const EVP_MD *kr_ca_md(enum kr_key_type t);
 
 /*
  * A throwaway in-memory key of type t for pre-issuance lint signing,
- * generated once per process and cached (borrowed).
+ * generated once per process and cached (borrowed; thread-safe).
  */
 int kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out) KR_WUR;
 
