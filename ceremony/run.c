@@ -138,9 +138,12 @@ crun_role_key(struct crun *c, int role, int next, struct kr_key **key)
 	int r;
 
 	*key = NULL;
-	if (*slot == NULL && ((r = crun_token(c, role, &tok)) != 0 ||
-	    (r = crun_key_label(c, role, next, label, sizeof(label))) != 0 ||
-	    (r = kr_token_find_key(tok, label, slot)) != 0))
+	if (*slot == NULL && (r = crun_token(c, role, &tok)) != 0)
+		return r;
+	/* Opening the token found the keys that exist (precache). */
+	if (*slot == NULL && ((r = crun_key_label(c, role, next, label,
+	    sizeof(label))) != 0 || (r = kr_token_find_key(tok, label,
+	    slot)) != 0))
 		return r;
 	*key = *slot;
 	return 0;
