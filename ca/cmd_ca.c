@@ -89,11 +89,27 @@ write_pem_cert(const char *path, const X509 *x)
 	return r;
 }
 
+/*
+ * Before any HSM or log work: the output must not exist and its directory
+ * must be writable, so that a signed and logged object is never stranded.
+ */
 static int
 refuse_existing(const char *path)
 {
+	char dir[PATH_MAX];
+	const char *slash;
+
 	if (access(path, F_OK) == 0)
 		return kr_errf(KR_ERR_EXISTS, "%s: refusing to overwrite", path);
+	if ((slash = strrchr(path, '/')) == NULL)
+		(void)snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		(void)snprintf(dir, sizeof(dir), "/");
+	else if (kr_snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path),
+	    path) != 0)
+		return kr_errctx(KR_ERR_TOO_LARGE, "%s", path);
+	if (access(dir, W_OK | X_OK) != 0)
+		return kr_err_sys("%s: output directory %s", path, dir);
 	return 0;
 }
 

@@ -164,6 +164,9 @@ reject "issue: wrong PIN" \
 if [ ! -e "$O" ]; then ok "csr rejections: no output file"; else nok "csr rejections wrote $O"; fi
 check "issue: good DER CSR" "$K" --state "$S" ca issue "$T/good.der" --id 01 --out "$O" --pin "$P"
 check "issue: good PEM CSR" "$K" --state "$S" ca issue "$T/good.pem" --id 02 --out "$T/out2.pem" --pin "$P"
+reject "issue: output directory missing" \
+    "keyroom: $T/no/such/dir/x.pem: output directory $T/no/such/dir: No such file or directory: system error" \
+    "$K" --state "$S" ca issue "$T/good.pem" --id 01 --out "$T/no/such/dir/x.pem" --pin "$P"
 reject "issue: existing output" "keyroom: $O: refusing to overwrite: already exists" \
     "$K" --state "$S" ca issue "$T/good.pem" --id 01 --out "$O" --pin "$P"
 reject "crl: bad reason" "keyroom: --revoked '01:stolen': unknown reason .*: invalid argument" \
