@@ -104,13 +104,14 @@ offer_cards(struct kr_rehearsal *rh)
 	DIR *d;
 	char arg[PATH_MAX + 32];
 	const char *dash;
-	size_t n = 0;
+	size_t n = 0, len;
 	int r = 0;
 
 	if ((d = opendir(rh->cards)) == NULL)
 		return kr_err_sys("%s", rh->cards);
 	while ((e = readdir(d)) != NULL && r == 0) {
-		if (strstr(e->d_name, ".card") == NULL ||
+		len = strlen(e->d_name);
+		if (len < 6 || strcmp(e->d_name + len - 5, ".card") != 0 ||
 		    (dash = strchr(e->d_name, '-')) == NULL)
 			continue;
 		if (n >= KR_SHARE_SRC_MAX) {

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -167,6 +168,29 @@ file_safe(const char *in, char *out, size_t cap)
 	out[i] = '\0';
 }
 
+/* The card's QR code as PNG and SVG next to its text file (0600). */
+static int
+card_qr_files(struct crun *c, const char *card, const struct kr_share *s)
+{
+	char compact[KR_CARD_TEXT_MAX], path[PATH_MAX], *svg = NULL;
+	int r;
+
+	(void)c;
+	if ((r = kr_card_code(s, 1, compact, sizeof(compact))) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s.png", card)) != 0 ||
+	    (r = kr_qr_write_png(path, compact, 8)) != 0 ||
+	    (r = chmod(path, 0600) == -1 ? kr_err_sys("%s", path) : 0) != 0 ||
+	    (r = kr_qr_svg(compact, 8, &svg)) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s.svg", card)) != 0 ||
+	    (r = kr_write_new_file(path, svg, strlen(svg), 0600)) != 0)
+		goto out;
+ out:
+	if (svg != NULL)
+		kr_free_wipe(svg, strlen(svg));
+	OPENSSL_cleanse(compact, sizeof(compact));
+	return r;
+}
+
 static int
 emit_cards(struct crun *c, const struct kr_qset *set,
     const struct kr_share *sh)
@@ -196,9 +220,9 @@ emit_cards(struct crun *c, const struct kr_qset *set,
 		    c->o->cards_dir, set->label, i + 1, name, id)) != 0)
 			break;
 		r = kr_write_new_file(path, text, strlen(text), 0600);
-		if (r != 0)
+		if (r != 0 || (r = card_qr_files(c, path, &sh[i])) != 0)
 			break;
-		fprintf(c->out, "  card for %s written: %s\n",
+		fprintf(c->out, "  card for %s written: %s (+ .png, .svg)\n",
 		    set->member[i].name, path);
 	}
 	OPENSSL_cleanse(code, sizeof(code));
