@@ -429,7 +429,65 @@ q_check(struct kr_cli *cli, int argc, char **argv)
 	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
 }
 
+static const char qshow_usage[] =
+    "usage: keyroom quorum show-card SPEC\n\n"
+    "Print a share card (custodian, set, M of N, the code lines and a QR\n"
+    "code) from a card given as file:PATH, fd:N, env:NAME or tty, after\n"
+    "checking it against the appliance.\n";
+
+static int
+q_show(struct kr_cli *cli, int argc, char **argv)
+{
+	struct kr_log *log = NULL;
+	struct kr_qset **all = NULL, *set = NULL;
+	struct kr_shares_in in;
+	struct kr_share *s = NULL;
+	MDB_txn *txn = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if (wants_help(argc, argv)) {
+		fputs(qshow_usage, stdout);
+		return KR_EXIT_OK;
+	}
+	memset(&in, 0, sizeof(in));
+	if (argc != 2)
+		return kr_cli_usage_error("quorum show-card", "SPEC");
+	if ((r = kr_shares_add_arg(&in, argv[1])) != 0)
+		return kr_cli_fail(cli, r);
+	if ((s = kr_secure_alloc(sizeof(*s))) == NULL)
+		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "secure memory"));
+	if ((r = kr_share_read(in.src[0].spec, s)) != 0 ||
+	    (r = open_log_ro(cli, &log)) != 0 ||
+	    (r = kr_log_read_begin(log, &txn)) != 0 ||
+	    (r = kr_qstore_all(log, txn, &all, &n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (memcmp(all[i]->id, s->set_id, KR_Q_ID_LEN) == 0)
+			set = all[i];
+	if (set == NULL) {
+		char id[KR_Q_ID_HEX];
+
+		kr_qset_id_hex(s->set_id, id);
+		r = kr_errf(KR_ERR_QUORUM, "share %u belongs to unknown share "
+		    "set %s", s->index, id);
+		goto out;
+	}
+	if ((r = kr_quorum_check_share(set, s,
+	    (const struct kr_qset *const *)all, n)) != 0 ||
+	    (r = kr_card_print(stdout, set, s, !cli->quiet)) != 0)
+		goto out;
+ out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kr_secure_free(s, sizeof(*s));
+	kr_qstore_free(all, n);
+	kr_log_close(log);
+	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
+}
+
 static const struct kr_cmd quorum_cmds[] = {
+	{ "show-card", q_show, "SPEC", "print a share card with its QR code" },
 	{ "list", q_list, "", "list share sets and custodians" },
 	{ "check-card", q_check, "[ROLE=]SPEC",
 	    "check a share card against the appliance" },
