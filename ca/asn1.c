@@ -235,6 +235,85 @@ kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
 	return r;
 }
 
+enum kr_key_type
+kr_spki_key_type(X509_PUBKEY *pub)
+{
+	const ASN1_OBJECT *obj = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *alg = NULL;
+	int pklen = 0, ptype = 0, nid;
+
+	if (pub == NULL ||
+	    !X509_PUBKEY_get0_param((ASN1_OBJECT **)(uintptr_t)&obj, &pk,
+	    &pklen, &alg, pub))
+		return KR_KEY_NONE;
+	switch (OBJ_obj2nid(obj)) {
+	case NID_ED25519:
+		return pklen == 32 ? KR_KEY_ED25519 : KR_KEY_NONE;
+	case NID_X9_62_id_ecPublicKey:
+		X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+		if (ptype != V_ASN1_OBJECT)	/* named curves only */
+			return KR_KEY_NONE;
+		nid = OBJ_obj2nid(pval);
+		if (nid == NID_X9_62_prime256v1 && ((pklen == 65 &&
+		    pk[0] == 4) || (pklen == 33 && (pk[0] | 1) == 3)))
+			return KR_KEY_P256;
+		if (nid == NID_secp384r1 && ((pklen == 97 && pk[0] == 4) ||
+		    (pklen == 49 && (pk[0] | 1) == 3)))
+			return KR_KEY_P384;
+		return KR_KEY_NONE;
+	case NID_rsaEncryption:
+		/* The modulus size needs the key decoded (cached in pub). */
+		return kr_key_type_of(X509_PUBKEY_get0(pub));
+	default:
+		return KR_KEY_NONE;
+	}
+}
+
+int
+kr_spki_copy(X509 *x, X509_PUBKEY *from)
+{
+	const ASN1_OBJECT *obj = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_OBJECT *o = NULL;
+	void *pv = NULL;
+	unsigned char *enc = NULL;
+	int pklen = 0, ptype = 0;
+
+	if (!X509_PUBKEY_get0_param((ASN1_OBJECT **)(uintptr_t)&obj, &pk,
+	    &pklen, &alg, from) || pklen <= 0)
+		return kr_err_ssl("SPKI");
+	X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+	if ((o = OBJ_dup(obj)) == NULL)
+		goto fail;
+	switch (ptype) {
+	case V_ASN1_OBJECT:
+		if ((pv = OBJ_dup(pval)) == NULL)
+			goto fail;
+		break;
+	case V_ASN1_NULL:
+	case V_ASN1_UNDEF:
+		break;
+	default:
+		ASN1_OBJECT_free(o);
+		return kr_errf(KR_ERR_UNSUPPORTED, "SPKI with explicit "
+		    "parameters");
+	}
+	if ((enc = OPENSSL_memdup(pk, (size_t)pklen)) == NULL ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), o, ptype, pv, enc,
+	    pklen))
+		goto fail;
+	return 0;
+ fail:
+	OPENSSL_free(enc);
+	ASN1_OBJECT_free(pv);
+	ASN1_OBJECT_free(o);
+	return kr_err_ssl("copying SPKI");
+}
+
 const ASN1_OCTET_STRING *
 kr_ca_ski(const X509 *x)
 {

@@ -51,6 +51,19 @@ const EVP_MD *kr_ca_md(enum kr_key_type t);
  */
 int kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out) KR_WUR;
 
+/*
+ * Key type of an SPKI from its AlgorithmIdentifier and key length, without
+ * decoding the key (OpenSSL 3.0 decoders are slow; RSA is decoded for its
+ * size). KR_KEY_NONE for anything else (explicit EC parameters included).
+ */
+enum kr_key_type kr_spki_key_type(X509_PUBKEY *pub);
+
+/*
+ * Put a copy of the SPKI `from` (e.g. a CSR's, as it stands) into x,
+ * without OpenSSL's encode-and-decode round trip of X509_set_pubkey.
+ */
+int kr_spki_copy(X509 *x, X509_PUBKEY *from) KR_WUR;
+
 /* Subject key identifier bytes of a certificate (borrowed) or NULL. */
 const ASN1_OCTET_STRING *kr_ca_ski(const X509 *x);
 

@@ -203,12 +203,13 @@ set_validity(X509 *x, const struct kr_profile *prof, time_t now)
 }
 
 /*
- * The unsigned certificate for prof: subject, pubkey, issuer (NULL: self),
- * serial, validity, extensions.
+ * The unsigned certificate for prof: subject, public key (pub, or the SPKI
+ * spki copied as it stands), issuer (NULL: self), serial, validity,
+ * extensions.
  */
 static int
 build(const struct kr_profile *prof, const X509_NAME *subject, EVP_PKEY *pub,
-    const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
+    X509_PUBKEY *spki, const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
     const struct kr_hwname *hw, time_t now, X509 **out)
 {
 	X509V3_CTX ctx;
@@ -221,10 +222,12 @@ build(const struct kr_profile *prof, const X509_NAME *subject, EVP_PKEY *pub,
 	    !X509_set_subject_name(x, (X509_NAME *)(uintptr_t)subject) ||
 	    !X509_set_issuer_name(x, issuer != NULL ?
 	    X509_get_subject_name(issuer) : (X509_NAME *)(uintptr_t)subject) ||
-	    !X509_set_pubkey(x, pub)) {
+	    (spki == NULL && !X509_set_pubkey(x, pub))) {
 		r = kr_err_ssl("building certificate");
 		goto out;
 	}
+	if (spki != NULL && (r = kr_spki_copy(x, spki)) != 0)
+		goto out;
 	if ((r = set_serial(x, serial)) != 0 ||
 	    (r = set_validity(x, prof, now)) != 0)
 		goto out;
@@ -496,7 +499,7 @@ kr_ca_make_root(const struct kr_profile *prof, struct kr_key *key,
 		    kr_key_type_name(kr_key_type(key)),
 		    kr_key_type_name(prof->algorithm));
 	if ((r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
-	    (r = build(prof, subj, kr_hsm_pubkey(key), NULL, serial, NULL, now,
+	    (r = build(prof, subj, kr_hsm_pubkey(key), NULL, NULL, serial, NULL, now,
 	    &x)) != 0)
 		goto out;
 	memcpy(p.serial, serial, KR_SERIAL_LEN);
@@ -534,7 +537,7 @@ kr_ca_make_intermediate(const struct kr_profile *prof,
 		    kr_key_type_name(prof->algorithm));
 	if ((r = kr_issuer_check(root)) != 0 ||
 	    (r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
-	    (r = build(prof, subj, pub, root->cert, serial, NULL, now,
+	    (r = build(prof, subj, pub, NULL, root->cert, serial, NULL, now,
 	    &x)) != 0)
 		goto out;
 	memcpy(p.serial, serial, KR_SERIAL_LEN);
@@ -573,8 +576,10 @@ kr_ca_prepare_device(const struct kr_profile *prof,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return kr_errf(KR_ERR_ALLOC, "prepared");
 	memcpy(p->serial, serial, KR_SERIAL_LEN);
-	if ((r = build(prof, subject, kr_csr_pubkey(csr), iss->cert, serial,
-	    hw, now, &x)) != 0)
+	/* The CSR's SPKI as it stands (no provider encode/decode). */
+	if ((r = build(prof, subject, NULL,
+	    X509_REQ_get_X509_PUBKEY(kr_csr_req(csr)), iss->cert, serial, hw,
+	    now, &x)) != 0)
 		goto out;
 	if ((r = prepare(x, prof, iss->cert, kr_key_type(iss->key), p)) != 0)
 		goto out;

@@ -410,7 +410,7 @@ kr_lint_cert(const X509 *x, const struct kr_profile *prof,
 	    (r = lint_keyids(x, prof, iss)) != 0 ||
 	    (r = lint_san(x, prof)) != 0 || (r = lint_urls(x, prof)) != 0)
 		return r;
-	kt = kr_key_type_of(X509_get0_pubkey(x));
+	kt = kr_spki_key_type(X509_get_X509_PUBKEY(x));
 	if (kt == KR_KEY_NONE || !(prof->algorithms & KR_KEY_BIT(kt)))
 		return LINT("key.profile", "subject key %s not allowed by the "
 		    "profile", kr_key_type_name(kt));

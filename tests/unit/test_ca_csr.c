@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "ca/ca.h"
+#include "ca/ca_int.h"
 #include "lib/util.h"
 
 /* A DER CSR for a fresh key of the named algorithm. */
@@ -144,6 +145,8 @@ test_refused(void **s)
 	/* Supported, but not by the default device profile. */
 	plen = mkcsr("EC", "P-384", &p384);
 	assert_int_equal(kr_csr_parse("p", p384, plen, &c), 0);
+	assert_int_equal(kr_spki_key_type(X509_REQ_get_X509_PUBKEY(
+	    kr_csr_req(c))), KR_KEY_P384);
 	assert_int_equal(kr_csr_check_profile(c, &cfg.device), KR_ERR_POLICY);
 	assert_string_equal(kr_err_detail(), "p: key type p384 not allowed by "
 	    "profile device (allowed: p256)");
@@ -151,6 +154,9 @@ test_refused(void **s)
 	elen = mkcsr("ED25519", NULL, &ed);
 	assert_int_equal(kr_csr_parse("e", ed, elen, &c), 0);
 	assert_int_equal(kr_csr_key_type(c), KR_KEY_ED25519);
+	/* The SPKI classifier (no key decoding) agrees with the decoder. */
+	assert_int_equal(kr_spki_key_type(X509_REQ_get_X509_PUBKEY(
+	    kr_csr_req(c))), KR_KEY_ED25519);
 	cfg.device.algorithms |= KR_KEY_BIT(KR_KEY_ED25519);
 	assert_int_equal(kr_csr_check_profile(c, &cfg.device), 0);
 	kr_csr_free(c);
