@@ -535,6 +535,13 @@ w_sign(struct batch *b, struct worker *w, struct req *q)
 		    kr_strerror(q->err));
 }
 
+static void
+w_write(struct batch *b, struct worker *w, struct req *q)
+{
+	(void)w;
+	kr_batch_emit_write(b, q);
+}
+
 static int
 log_rejected(struct batch *b, struct kr_ltx *ltx, struct req *q)
 {
@@ -668,7 +675,13 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	b->quota_pending = 0;	/* charged, or failed and never charged */
 	kr_media_crash_point("chunk: issued committed");
 	kr_batch_drop_map(b);
-	/* 7. only now: the certificates go to the output */
+	/* 7. only now: the certificates go to the output (files in
+	 * parallel, then the records in order) */
+	for (i = nv = 0; i < n; i++)
+		if ((reqs[i].state == REQ_ACCEPTED && reqs[i].err == 0) ||
+		    reqs[i].state == REQ_REUSED)
+			v[nv++] = &reqs[i];
+	parallel(b, w_write, v, nv);
 	for (i = 0; i < n; i++)
 		if ((r = kr_batch_emit(b, &reqs[i])) != 0)
 			goto out;

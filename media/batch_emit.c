@@ -106,22 +106,41 @@ rejtxt_add(struct batch *b, const struct req *q)
 	return 0;
 }
 
+void
+kr_batch_emit_write(struct batch *b, struct req *q)
+{
+	char rel[KR_MF_UNIQUEID_MAX + 16];
+
+	if ((q->werr = kr_ca_cert_pem(q->cert, &q->pem, &q->pem_len)) != 0 ||
+	    (q->werr = kr_ca_cert_sha256(q->cert, q->cert_sha)) != 0 ||
+	    (q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0)
+		return;
+	q->werr = kr_out_put(b->out, rel, q->pem, q->pem_len, q->file_sha);
+}
+
 static int
 emit_cert(struct batch *b, struct req *q)
 {
-	char *pem = NULL, rel[KR_MF_UNIQUEID_MAX + 16], hex[65], *sh = NULL;
+	char rel[KR_MF_UNIQUEID_MAX + 16], hex[65], *sh = NULL;
 	char cn[KR_MF_UNIQUEID_MAX + 4], lc[KR_MF_UNIQUEID_MAX + 4];
 	unsigned char *b64 = NULL;
-	uint8_t h[32];
-	size_t pemlen, i;
+	size_t i;
 	BIGNUM *bn = NULL;
 	json_t *rec;
 	int r;
 
-	if ((r = kr_ca_cert_pem(q->cert, &pem, &pemlen)) != 0 ||
-	    (r = kr_ca_cert_sha256(q->cert, h)) != 0)
+	if (q->werr != 0)
+		return kr_errf(q->werr, "%s: writing certs/%s.pem failed",
+		    q->path, q->dev.unique_id);
+	if (q->pem == NULL)
+		return kr_errf(KR_ERR_INTERNAL, "%s: certificate not written",
+		    q->path);
+	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0 ||
+	    (r = kr_out_sum(b->out, rel, q->file_sha)) != 0)
 		goto out;
-	kr_hex(h, 32, hex);
+	kr_hex(q->cert_sha, 32, hex);
 	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(q->cert),
 	    NULL)) == NULL || (sh = BN_bn2hex(bn)) == NULL) {
 		r = kr_err_ssl("%s: serial", q->path);
@@ -134,10 +153,6 @@ emit_cert(struct batch *b, struct req *q)
 	for (i = 0; sh[i] == '0' && sh[i + 1] != 0; i++)
 		;
 	memmove(sh, sh + i, strlen(sh + i) + 1);
-	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
-	    q->dev.unique_id)) != 0 ||
-	    (r = kr_out_write(b->out, rel, pem, pemlen)) != 0)
-		goto out;
 	rec = json_pack("{s:s,s:s,s:s,s:n,s:s,s:s,s:b,s:b}", "file", q->path,
 	    "uniqueId", q->dev.unique_id, "decision", "accept", "reason",
 	    "serial", sh, "cert_sha256", hex, "renewal", q->renewal,
@@ -153,16 +168,16 @@ emit_cert(struct batch *b, struct req *q)
 	}
 	cn[i] = lc[i] = 0;
 	rec = json_pack("{s:s++,s:s,s:s}", "ThingName", "sn", cn, "",
-	    "SerialNumber", q->dev.unique_id, "CertificatePem", pem);
+	    "SerialNumber", q->dev.unique_id, "CertificatePem", q->pem);
 	if ((r = dump(b, b->h_aws, rec, "\n")) != 0)
 		goto out;
 	/* Azure DPS individual enrollment (X.509, primary certificate). */
+	if (q->der == NULL && (r = kr_batch_cert_der(q)) != 0)
+		goto out;
 	if ((b64 = malloc(q->der_len * 4 / 3 + 8)) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "certificate");
 		goto out;
 	}
-	if (q->der == NULL && (r = kr_batch_cert_der(q)) != 0)
-		goto out;
 	EVP_EncodeBlock(b64, q->der, (int)q->der_len);
 	rec = json_pack("{s:s++,s:{s:s,s:{s:{s:{s:s}}}},s:s}",
 	    "registrationId", "sn", lc, "", "attestation", "type", "x509",
@@ -178,7 +193,6 @@ emit_cert(struct batch *b, struct req *q)
 		b->res->issued++;
 	r = 0;
  out:
-	free(pem);
 	free(b64);
 	OPENSSL_free(sh);
 	BN_free(bn);

@@ -73,6 +73,11 @@ struct req {
 	X509 *cert;
 	uint8_t *der;
 	size_t der_len;
+	char *pem;			/* written to certs/ (w_write) */
+	size_t pem_len;
+	uint8_t cert_sha[32];		/* SHA-256 of the DER */
+	uint8_t file_sha[32];		/* SHA-256 of the PEM file */
+	int werr;
 };
 
 struct batch {
@@ -129,6 +134,8 @@ int kr_batch_logged_cert(struct batch *b, MDB_txn *txn, uint64_t idx,
     uint8_t **der, size_t *len) KR_WUR;
 
 /* batch_emit.c */
+/* Worker: PEM, hashes and the certs/ file of an issued request. */
+void kr_batch_emit_write(struct batch *b, struct req *q);
 int kr_batch_emit_begin(struct batch *b) KR_WUR;
 int kr_batch_emit(struct batch *b, struct req *q) KR_WUR;
 int kr_batch_emit_end(struct batch *b) KR_WUR;

@@ -183,6 +183,7 @@ kr_batch_req_clear(struct req *q)
 	kr_prepared_free(q->prep);
 	X509_free(q->cert);
 	OPENSSL_free(q->der);
+	free(q->pem);
 	memset(q, 0, sizeof(*q));
 }
 

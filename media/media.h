@@ -163,6 +163,16 @@ int kr_out_write(struct kr_out *o, const char *rel, const void *data,
     size_t len) KR_WUR;
 
 /*
+ * The two halves of kr_out_write: kr_out_put writes the file and gives
+ * its SHA-256 (thread-safe for files in certs/ and the top directory);
+ * kr_out_sum records it for SHA256SUMS (not thread-safe).
+ */
+int kr_out_put(struct kr_out *o, const char *rel, const void *data,
+    size_t len, uint8_t sha256[32]) KR_WUR;
+int kr_out_sum(struct kr_out *o, const char *rel, const uint8_t sha256[32])
+    KR_WUR;
+
+/*
  * Streamed files (report.json, registration files) for outputs too large to
  * hold in memory: open, append, close. At most KR_OUT_MAX_STREAMS open.
  * The SHA-256 is computed as written. Closing is done by kr_out_commit

@@ -40,6 +40,7 @@ struct kr_out {
 	char batch[KR_MEDIA_MAX_ID + 1];
 	char final[4096];
 	int hsums;		/* the SHA256SUMS stream, written as we go */
+	int cfd;		/* the temp dir's certs/ (kept open) */
 	struct stream st[KR_OUT_MAX_STREAMS];
 	int committed;
 };
@@ -168,7 +169,7 @@ kr_out_begin(const char *media, const char *batch_id, struct kr_out **out)
 		return kr_errf(KR_ERR_INVALID_ARGUMENT, "bad batch id");
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return kr_errf(KR_ERR_ALLOC, "output");
-	o->mfd = o->ofd = o->tfd = -1;
+	o->mfd = o->ofd = o->tfd = o->cfd = -1;
 	for (i = 0; i < KR_OUT_MAX_STREAMS; i++)
 		o->st[i].fd = -1;
 	memcpy(o->batch, batch_id, strlen(batch_id) + 1);
@@ -204,9 +205,8 @@ kr_out_begin(const char *media, const char *batch_id, struct kr_out **out)
 	}
 	if ((r = o->tfd = open_dir_at(o->ofd, o->tmpname, o->tmpname, 0)) < 0)
 		goto out;
-	if ((r = fd = open_dir_at(o->tfd, "certs", "certs", 1)) < 0)
+	if ((r = o->cfd = open_dir_at(o->tfd, "certs", "certs", 1)) < 0)
 		goto out;
-	close(fd);
 	if ((r = fd = open_dir_at(o->tfd, "registration", "registration",
 	    1)) < 0)
 		goto out;
@@ -253,7 +253,9 @@ open_new(struct kr_out *o, const char *rel)
 			    "output path", rel);
 		memcpy(dir, rel, (size_t)(slash - rel));
 		dir[slash - rel] = 0;
-		if ((r = dfd = open_dir_at(o->tfd, dir, dir, 0)) < 0)
+		if (strcmp(dir, "certs") == 0)
+			dfd = o->cfd;
+		else if ((r = dfd = open_dir_at(o->tfd, dir, dir, 0)) < 0)
 			return r;
 	}
 	fd = openat(dfd, slash ? slash + 1 : rel, O_WRONLY | O_CREAT |
@@ -263,7 +265,7 @@ open_new(struct kr_out *o, const char *rel)
 		    "to overwrite", rel) : kr_err_sys("%s", rel);
 	else
 		r = fd;
-	if (dfd != o->tfd)
+	if (dfd != o->tfd && dfd != o->cfd)
 		close(dfd);
 	return r;
 }
@@ -288,10 +290,9 @@ write_all(int fd, const void *data, size_t len, const char *rel)
 }
 
 int
-kr_out_write(struct kr_out *o, const char *rel, const void *data,
-    size_t len)
+kr_out_put(struct kr_out *o, const char *rel, const void *data, size_t len,
+    uint8_t sha256[32])
 {
-	uint8_t h[32];
 	int fd, r;
 
 	if (o->committed)
@@ -301,9 +302,26 @@ kr_out_write(struct kr_out *o, const char *rel, const void *data,
 	r = write_all(fd, data, len, rel);
 	if (close(fd) != 0 && r == 0)
 		r = kr_err_sys("%s: close", rel);
-	if (r != 0)
+	if (r == 0)
+		kr_sha256(data, len, sha256);
+	return r;
+}
+
+int
+kr_out_sum(struct kr_out *o, const char *rel, const uint8_t sha256[32])
+{
+	return add_sum(o, rel, sha256);
+}
+
+int
+kr_out_write(struct kr_out *o, const char *rel, const void *data,
+    size_t len)
+{
+	uint8_t h[32];
+	int r;
+
+	if ((r = kr_out_put(o, rel, data, len, h)) != 0)
 		return r;
-	kr_sha256(data, len, h);
 	return add_sum(o, rel, h);
 }
 
@@ -486,6 +504,8 @@ kr_out_free(struct kr_out *o)
 	}
 	if (!o->committed && o->tfd >= 0 && o->ofd >= 0)
 		(void)rm_tree(o->ofd, o->tmpname, 0);
+	if (o->cfd >= 0)
+		close(o->cfd);
 	if (o->tfd >= 0)
 		close(o->tfd);
 	if (o->ofd >= 0)
