@@ -53,6 +53,20 @@ has_step(const struct kr_script *s, enum kr_step_type t)
 	return 0;
 }
 
+/* Does the script make the (current) intermediate itself? */
+static int
+has_current_intermediate(const struct kr_script *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nstep; i++)
+		if (s->step[i].def->type == KR_STEP_SIGN_INTERMEDIATE &&
+		    strcmp(kr_step_str(&s->step[i], "generation", "current"),
+		    "next") != 0)
+			return 1;
+	return 0;
+}
+
 /* A genesis (+ intermediate unless the script makes one) with the
  * script's quorums (or 1-of-1). */
 static int
@@ -89,7 +103,7 @@ write_bootstrap(const struct kr_script *s, const char *path)
 	    "  - do: split-pin\n    token: issuing\n"
 	    "  - do: generate-key\n    token: root\n"
 	    "  - do: self-sign-root\n");
-	if (!has_step(s, KR_STEP_SIGN_INTERMEDIATE))
+	if (!has_current_intermediate(s))
 		ADD("  - do: generate-key\n    token: issuing\n"
 		    "  - do: sign-intermediate\n");
 #undef ADD
@@ -102,7 +116,6 @@ offer_cards(struct kr_rehearsal *rh)
 {
 	struct dirent *e;
 	DIR *d;
-	char arg[PATH_MAX + 32];
 	const char *dash;
 	size_t n = 0, len;
 	int r = 0;
@@ -122,7 +135,6 @@ offer_cards(struct kr_rehearsal *rh)
 		    "%.*s=file:%s/%s", (int)(dash - e->d_name), e->d_name,
 		    rh->cards, e->d_name)) != 0)
 			break;
-		memcpy(arg, rh->specs[n], strlen(rh->specs[n]) + 1);
 		r = kr_shares_add_arg(&rh->o->shares, rh->specs[n]);
 		n++;
 	}
