@@ -3,6 +3,7 @@
 # ordinary user, without loop mounts.
 #
 #   build.sh --keyroom BIN --out DIR [--cache DIR] [--debug] [--if-changed]
+#            [--modules FILE]
 #
 # Outputs in DIR:
 #   vmlinuz               the Debian kernel (from the .deb, never installed)
@@ -27,6 +28,7 @@ OUT=""
 CACHE="$HERE/out"
 DEBUG=0
 IF_CHANGED=0
+MODLIST=$HERE/modules.list
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--keyroom) KEYROOM_BIN=$2; shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
 	--cache) CACHE=$2; shift 2 ;;
 	--debug) DEBUG=1; shift ;;
 	--if-changed) IF_CHANGED=1; shift ;;
+	--modules) MODLIST=$2; shift 2 ;;
 	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown argument: $1" >&2; exit 2 ;;
 	esac
@@ -68,7 +71,7 @@ OUT=$(cd "$OUT" && pwd)
 inputs_digest() {
 	{
 		echo "epoch $SOURCE_DATE_EPOCH debug $DEBUG"
-		sha256sum "$KEYROOM_BIN" "$BUSYBOX" "$STUB" /var/lib/dpkg/status
+		sha256sum "$KEYROOM_BIN" "$BUSYBOX" "$STUB" /var/lib/dpkg/status "$MODLIST"
 		(cd "$HERE" && find . -path ./out -prune -o -type f -print | sort | xargs sha256sum)
 		cat "$HERE"/../ceremony/scripts/*.yaml 2>/dev/null | sha256sum
 		ls "$CACHE"/deb/
@@ -281,7 +284,7 @@ visit() {
 while read -r m; do
 	m=${m%%#*}; m=$(echo "$m" | tr -d '[:space:]')
 	[ -n "$m" ] && visit "$m"
-done <"$HERE/modules.list"
+done <"$MODLIST"
 : >"$WORK/load.order"
 for ko in "${order[@]}"; do
 	case "$ko" in *.ko) ;; *) die "$ko: compressed modules are not handled";; esac

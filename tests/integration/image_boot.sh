@@ -68,6 +68,17 @@ done
 grep -q 'lockdown=confidentiality module.sig_enforce=1 panic=10 oops=panic' "$IMG/cmdline" &&
     ok "hardened kernel command line" || nok "kernel command line: $(cat "$IMG/cmdline")"
 
+# Build refusals, each with its reason.
+printf 'vfat\nvirtio_net\n' >"$T/mods-net"
+expect_fail "build refuses a network driver in modules.list" 'virtio_net.ko: network driver in the image' \
+    "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/neg1" --modules "$T/mods-net"
+printf 'vfat\nno_such_module\n' >"$T/mods-bad"
+expect_fail "build refuses an unknown module" 'module no_such_module not in 6\.' \
+    "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/neg2" --modules "$T/mods-bad"
+expect_fail "build refuses a missing keyroom binary" 'not an executable' \
+    "$TOP/image/build.sh" --keyroom "$T/nonexistent" --out "$T/neg3"
+rm -rf "$T/neg1" "$T/neg2" "$T/neg3"
+
 # --- 2. reproducible: a second build from the same inputs ---------------
 QUICK=${KEYROOM_IMAGE_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -275,6 +286,28 @@ wait_for() { # wait_for LOG REGEX SECONDS
 	while [ "$i" -lt "$(($3 * 5))" ]; do grep -aqE "$2" "$1" && return 0; sleep 0.2; i=$((i + 1)); done
 	return 1
 }
+# Two refusals booted alongside the menu: no state disk (fatal, power
+# off), and a stick naming a job that does not exist (nothing on it runs).
+( boot nostate "$T/nostate.log" 'no state disk labelled KEYROOM-STATE' 0 \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
+    -append "console=ttyS0 $(cat "$IMG/cmdline") keyroom.auto=1"
+  echo "${READY_S:-never} $BOOT_RC $TOTAL_S" >"$T/nostate.res" ) &
+p_nostate=$!
+truncate -s 32M "$T/state-badjob.img"
+mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state-badjob.img"
+truncate -s 32M "$T/badjob.img"
+mkfs.vfat -n KEYROOM-USB "$T/badjob.img" >/dev/null
+printf 'sh /media/evil.sh\n' >"$T/keyroom-job"
+printf 'touch /state/evil\n' >"$T/evil.sh"
+mcopy -i "$T/badjob.img" "$T/keyroom-job" "$T/evil.sh" ::/
+( boot badjob "$T/badjob.log" KEYROOM-READY 0 \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
+    -append "console=ttyS0 $(cat "$IMG/cmdline") keyroom.auto=1" \
+    -drive "file=$T/state-badjob.img,if=virtio,format=raw" \
+    -device qemu-xhci -drive "if=none,id=stick,file=$T/badjob.img,format=raw" -device usb-storage,drive=stick
+  echo "${READY_S:-never} $BOOT_RC $TOTAL_S" >"$T/badjob.res" ) &
+p_badjob=$!
+
 mkfifo "$T/menu.in"
 timeout "$QTIMEOUT" qemu-system-x86_64 -nic none -m 1024 -nographic -no-reboot -monitor none -serial stdio \
     -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" -append "console=ttyS0 $(cat "$IMG/cmdline")" \
@@ -298,6 +331,24 @@ grep -aqE 'network interfaces: lo[[:space:]]*$' "$T/menu.log" && grep -aq 'state
     ok "menu: system information (only lo, state disk by label)" || nok "menu: system information"
 grep -aq 'reboot: Power down' "$T/menu.log" && ok "menu: power off" || nok "menu: power off"
 grep -aq 'login:' "$T/menu.log" && nok "a login prompt appeared" || ok "menu: no login prompt anywhere"
+
+wait "$p_nostate" "$p_badjob"
+read -r r rc tot <"$T/nostate.res"
+[ "$r" != never ] && [ "$rc" = 0 ] && grep -aq 'FATAL: no state disk labelled KEYROOM-STATE' "$T/nostate.log" &&
+    grep -aq 'reboot: Power down' "$T/nostate.log" &&
+    ok "no state disk: 'FATAL: no state disk labelled KEYROOM-STATE', then power off (${tot}s)" ||
+    { nok "no state disk: fatal and power off (rc $rc)"; tail -8 "$T/nostate.log" | sed 's/^/#   /'; }
+read -r r rc tot <"$T/badjob.res"
+mcopy -i "$T/badjob.img" -n ::/keyroom-results/results.txt "$T/badjob-results.txt" 2>/dev/null
+if [ "$rc" = 0 ] && grep -qx 'job.name=shmediaevilsh' "$T/badjob-results.txt" &&
+    grep -qx 'job=fail unknown-job' "$T/badjob-results.txt" && ! grep -q '^step\.' "$T/badjob-results.txt" &&
+    grep -aq "unknown or missing job 'shmediaevilsh'" "$T/badjob.log"; then
+	ok "stick naming an unknown job: refused (job=fail unknown-job), no step run, power off"
+else
+	nok "unknown job refused (rc $rc)"; sed 's/^/#   /' "$T/badjob-results.txt" 2>/dev/null | tail -5
+fi
+debugfs -R 'stat /evil' "$T/state-badjob.img" 2>&1 | grep -q 'File not found' &&
+    ok "nothing from the stick was executed (/state/evil absent)" || nok "the stick's evil.sh ran"
 
 # --- 7. the boot media for real hardware, three boots side by side (each
 # with its own state disk), each stopped at the ready marker: the GPT stick
