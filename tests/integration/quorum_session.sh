@@ -69,6 +69,21 @@ grep -q "session-open" "$T/log" && grep -q "session-close" "$T/log" && grep -q "
 KEYROOM_SESSION=$sid expect_fail "a closed session's id signs nothing" "session $sid is closed" \
 	kr batch sign "$M" --pin "file:$T/init.pin"
 
+# --- a session ends on its timeout -------------------------------------------
+"$TOOLS/fleetsim" --out "$T/f2" --seed 22 --devices 300 --quota 1000 --manifest-on-media \
+	--batch-id lot-q2 >/dev/null && cp "$T/f2/policy.yaml" "$T/f2/signer.crt" "$S/"
+"$KEYROOM" -q --state "$S" session run --timeout 1 --no-prompt --shares "file:$O1" --shares "file:$O2" \
+	-- batch sign "$T/f2/media" >"$T/to.out" 2>&1 &
+sp=$!; child=
+for i in $(seq 1 500); do child=$(pgrep -P $sp | head -1); [ -n "$child" ] && break; sleep 0.01; done
+[ -n "$child" ] && kill -STOP "$child" 2>/dev/null	# a batch that never finishes
+wait $sp; rc=$?
+[ $rc = 1 ] && grep -q "session [0-9a-f]* closed: timeout after 1s" "$T/to.out" &&
+	grep -q "timed out after 1 s: batch terminated" "$T/to.out" &&
+	ok "a stuck batch is terminated at the session timeout (exit 1)" || { nok "timeout (rc=$rc)"; tail -3 "$T/to.out"; }
+[ ! -e "$T/f2/media/keyroom-out/lot-q2" ] && ok "the terminated batch released nothing" || nok "timeout released output"
+kr audit list 2>/dev/null | grep session-close | tail -1 | grep -q . && ok "timeout session-close logged" || nok "close logged"
+
 # --- revoke one device, intermediate CRL ------------------------------------
 dev=$(ls "$O"/certs/*.pem | head -1)
 serial=$(openssl x509 -in "$dev" -noout -serial | cut -d= -f2 | tr A-F a-f)
