@@ -303,6 +303,13 @@ export_entries(struct exp *x, struct kr_log *log, MDB_txn *txn,
 			if ((r = kr_log_entry(log, txn, t * TILE_W + k, &e,
 			    &len)) != 0)
 				goto out;
+			/* The bundle's 16-bit length prefix bounds it. */
+			if (len > KR_LOG_MAX_ENTRY) {
+				r = kr_errf(KR_ERR_TAMPERED, "entry %llu is "
+				    "%zu bytes (limit %d)", (unsigned long long)
+				    (t * TILE_W + k), len, KR_LOG_MAX_ENTRY);
+				goto out;
+			}
 			buf[off] = (uint8_t)(len >> 8);
 			buf[off + 1] = (uint8_t)len;
 			memcpy(buf + off + 2, e, len);
