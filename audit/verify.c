@@ -81,7 +81,7 @@ struct vstate {
 	char name[KR_LOG_MAX_ORIGIN + 1];
 	uint8_t pub[32];
 	struct openset open;
-	uint64_t nserials, nissued;
+	uint64_t nserials, nissued, ndevcerts;
 	uint64_t last_cp;	/* size of the last checkpoint seen */
 };
 
@@ -248,6 +248,7 @@ check_resolve(struct vstate *st, uint64_t i, enum kr_etype t,
 			return BAD_ENTRY(st, i, "entry %llu: device %s is not "
 			    "indexed to this certificate",
 			    (unsigned long long)i, dev);
+		st->ndevcerts++;
 	}
 	return 0;
 }
@@ -553,6 +554,11 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 	    db_entries(st.txn, log->intents) != 0) {
 		r = kr_errf(KR_ERR_TAMPERED, "the issued index holds records "
 		    "that no log entry explains");
+		goto out;
+	}
+	if (db_entries(st.txn, log->devcerts) != st.ndevcerts) {
+		r = kr_errf(KR_ERR_TAMPERED, "the device index holds records "
+		    "that no cert-issued entry explains");
 		goto out;
 	}
 	r = 0;
