@@ -267,11 +267,25 @@ kr_entry_encode(const char *origin, enum kr_etype type, int64_t t,
 	return 0;
 }
 
-/* "YYYY-MM-DDTHH:MM:SSZ" */
+/* n decimal digits (already checked) as an int. */
+static int
+num(const char *s, int n)
+{
+	int v = 0;
+
+	while (n-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ", a real UTC instant (no month 13, no 24:00). */
 static int
 time_ok(const char *s, size_t n)
 {
 	static const char pat[] = "dddd-dd-ddTdd:dd:ddZ";
+	char back[32];
+	struct tm tm;
+	time_t t;
 	size_t i;
 
 	if (n != sizeof(pat) - 1)
@@ -283,7 +297,20 @@ time_ok(const char *s, size_t n)
 		} else if (s[i] != pat[i])
 			return 0;
 	}
-	return 1;
+	/* A real instant: it must survive timegm and back unchanged. */
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = num(s, 4) - 1900;
+	tm.tm_mon = num(s + 5, 2) - 1;
+	tm.tm_mday = num(s + 8, 2);
+	tm.tm_hour = num(s + 11, 2);
+	tm.tm_min = num(s + 14, 2);
+	tm.tm_sec = num(s + 17, 2);
+	if (tm.tm_year < 70)
+		return 0;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return 0;
+	kr_time_rfc3339(t, back);
+	return memcmp(back, s, n) == 0 && back[n] == '\0';
 }
 
 /* Next line of e at *pos: key [kp,kl), value [vp,vl). */
