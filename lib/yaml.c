@@ -190,6 +190,10 @@ node(struct ctx *c, yaml_event_t *ev, int depth, json_t **out)
 		if ((r = check_tag(c, ev, ev->data.scalar.tag,
 		    ev->data.scalar.anchor)) != 0)
 			return r;
+		/* C-string readers would see only the part before it. */
+		if (memchr(ev->data.scalar.value, '\0',
+		    ev->data.scalar.length) != NULL)
+			return perr(c, &ev->start_mark, "NUL in value");
 		if ((*out = scalar(ev)) == NULL)
 			return kr_errf(KR_ERR_ALLOC, "yaml");
 		return 0;
