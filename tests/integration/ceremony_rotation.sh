@@ -71,6 +71,22 @@ openssl cms -verify -inform DER -in "$R/root-update.p7" -binary -CAfile "$T/old-
 	-out "$T/pkg-root.der" >/dev/null 2>&1 && ok "openssl cms -verify of the update package" || nok "cms -verify"
 openssl x509 -in "$S/certs/root.pem" -outform der | cmp -s - "$T/pkg-root.der" &&
 	ok "the package carries exactly the new root" || nok "package content"
+check "GnuTLS certtool --p7-verify of the package against the old root" certtool --p7-verify \
+	--load-ca-certificate "$T/old-root.pem" --infile "$R/root-update.p7" --inder
+expect_fail "GnuTLS: the package does not verify against the new root" "." certtool --p7-verify \
+	--load-ca-certificate "$S/certs/root.pem" --infile "$R/root-update.p7" --inder
+if command -v cmsutil >/dev/null; then
+	N2="$T/nss2"; mkdir "$N2"; certutil -N -d "sql:$N2" --empty-password
+	certutil -A -d "sql:$N2" -n oldroot -t "CT,C,C" -i "$T/old-root.pem"
+	# usage 11 = certUsageAnyCA: the signer is a CA certificate (no digitalSignature)
+	cmsutil -D -u 11 -i "$R/root-update.p7" -d "sql:$N2" -o "$T/nss-root.der" >/dev/null 2>&1 &&
+		cmp -s "$T/nss-root.der" "$T/pkg-root.der" && ok "NSS cmsutil verifies the package and yields the new root" ||
+		nok "NSS cmsutil"
+	N3="$T/nss3"; mkdir "$N3"; certutil -N -d "sql:$N3" --empty-password
+	certutil -A -d "sql:$N3" -n newroot -t "CT,C,C" -i "$S/certs/root.pem"
+	expect_fail "NSS: not trusted when only the new root is" "." \
+		cmsutil -D -u 11 -i "$R/root-update.p7" -d "sql:$N3" -o /dev/null
+else skip "NSS cmsutil" "missing"; fi
 expect_fail "the package does not verify against the new root" "[Vv]erif" \
 	openssl cms -verify -inform DER -in "$R/root-update.p7" -binary -CAfile "$S/certs/root.pem" -purpose any -out /dev/null
 
