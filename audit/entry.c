@@ -132,7 +132,7 @@ int
 kr_entry_value_ok(const char *v, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)v;
-	size_t i = 0, k, need;
+	size_t i = 0, k;
 	uint32_t cp;
 
 	if (n == 0 || n > KR_LOG_MAX_VALUE)
@@ -144,32 +144,12 @@ kr_entry_value_ok(const char *v, size_t n)
 			i++;
 			continue;
 		}
-		if ((s[i] & 0xe0) == 0xc0) {
-			need = 1;
-			cp = s[i] & 0x1f;
-		} else if ((s[i] & 0xf0) == 0xe0) {
-			need = 2;
-			cp = s[i] & 0x0f;
-		} else if ((s[i] & 0xf8) == 0xf0) {
-			need = 3;
-			cp = s[i] & 0x07;
-		} else
-			return 0;
-		if (i + need >= n)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		/* Overlong, surrogates, beyond U+10FFFF, C1 controls. */
-		if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) ||
-		    (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff) ||
+		/* Malformed; C1 controls, line/paragraph separators. */
+		if ((k = kr_utf8_next(v + i, n - i, &cp)) == 0 ||
 		    (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 ||
 		    cp == 0x2029)
 			return 0;
-		i += need + 1;
+		i += k;
 	}
 	return 1;
 }

@@ -284,6 +284,62 @@ kr_unhex(const char *in, uint8_t *out, size_t outlen)
 	return 0;
 }
 
+size_t
+kr_utf8_next(const char *s, size_t n, uint32_t *cp)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t need, k;
+	uint32_t c;
+
+	if (n == 0)
+		return 0;
+	if (u[0] < 0x80) {
+		*cp = u[0];
+		return 1;
+	}
+	if ((u[0] & 0xe0) == 0xc0) {
+		need = 1;
+		c = u[0] & 0x1f;
+	} else if ((u[0] & 0xf0) == 0xe0) {
+		need = 2;
+		c = u[0] & 0x0f;
+	} else if ((u[0] & 0xf8) == 0xf0) {
+		need = 3;
+		c = u[0] & 0x07;
+	} else
+		return 0;
+	if (need >= n)
+		return 0;
+	for (k = 1; k <= need; k++) {
+		if ((u[k] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (u[k] & 0x3f);
+	}
+	if ((need == 1 && c < 0x80) || (need == 2 && c < 0x800) ||
+	    (need == 3 && c < 0x10000) || c > 0x10ffff ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return need + 1;
+}
+
+void
+kr_utf8_sanitize(char *s)
+{
+	size_t n = strlen(s), i = 0, k;
+	uint32_t cp;
+
+	while (i < n) {
+		if ((k = kr_utf8_next(s + i, n - i, &cp)) == 0) {
+			s[i++] = '?';
+			continue;
+		}
+		if (cp < 0x20 || cp == 0x7f)
+			s[i] = '?';
+		i += k;
+	}
+}
+
 void
 kr_sha256(const void *data, size_t len, uint8_t out[32])
 {

@@ -51,6 +51,19 @@ void kr_hex(const uint8_t *in, size_t len, char *out);
 /* Parse exactly outlen bytes of hex (either case). */
 int kr_unhex(const char *in, uint8_t *out, size_t outlen) KR_WUR;
 
+/*
+ * Length (1-4) of the well-formed UTF-8 sequence at s[0..n) and its code
+ * point in *cp; 0 if it is malformed, truncated, overlong, a surrogate or
+ * above U+10FFFF (n == 0 also gives 0).
+ */
+size_t kr_utf8_next(const char *s, size_t n, uint32_t *cp);
+/*
+ * Make the NUL-terminated s safe for a JSON report or a terminal, in
+ * place: every byte of a malformed UTF-8 sequence and every C0 control
+ * or DEL becomes '?'. Messages cut with "%.Ns" may split a character.
+ */
+void kr_utf8_sanitize(char *s);
+
 /* SHA-256 of a buffer. */
 void kr_sha256(const void *data, size_t len, uint8_t out[32]);
 

@@ -110,6 +110,8 @@ fail(struct kr_mf_result *res, enum kr_mf_reason why, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(res->message, sizeof(res->message), fmt, ap);
 	va_end(ap);
+	/* "%.16s" of a forged header may split a character. */
+	kr_utf8_sanitize(res->message);
 	ERR_clear_error();
 	return -1;
 }

@@ -46,11 +46,45 @@ test_yaml_nul_in_value(void **state)
 	json_decref(j);
 }
 
+/* The shared UTF-8 helpers (manifest messages, audit values). */
+static void
+test_utf8_sanitize(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} c[] = {
+		{ "plain", "plain" },
+		{ "caf\xc3\xa9", "caf\xc3\xa9" },
+		{ "cut \xc3", "cut ?" },
+		{ "mid \xe2\x82, x", "mid ??, x" },
+		{ "overlong \xc0\xaf", "overlong ??" },
+		{ "surrogate \xed\xa0\x80", "surrogate ???" },
+		{ "tab\tnl\n\x7f", "tab?nl??" },
+		{ "\xf4\x90\x80\x80", "????" },
+		{ "\xf0\x9f\x94\x91", "\xf0\x9f\x94\x91" },
+	};
+	char buf[64];
+	uint32_t cp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < KR_ARRAY_SIZE(c); i++) {
+		snprintf(buf, sizeof(buf), "%s", c[i].in);
+		kr_utf8_sanitize(buf);
+		assert_string_equal(buf, c[i].out);
+	}
+	assert_int_equal(kr_utf8_next("\xe2\x82\xac", 3, &cp), 3);
+	assert_int_equal(cp, 0x20ac);
+	assert_int_equal(kr_utf8_next("\xe2\x82\xac", 2, &cp), 0);
+	assert_int_equal(kr_utf8_next("", 0, &cp), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_yaml_nul_in_value),
+		cmocka_unit_test(test_utf8_sanitize),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
