@@ -153,6 +153,67 @@ log_cert(struct crun *c, const X509 *x, const char *issuer)
 	return r;
 }
 
+/* Log before release, in two commits: the intent (before the HSM signs). */
+static int
+log_intent_only(struct crun *c, const uint8_t tbs_sha256[32],
+    const char *serial, const char *issuer, uint64_t *intent)
+{
+	struct kr_cert_intent ci;
+	struct kr_ltx *ltx = NULL;
+	int r;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.issuer = issuer;
+	ci.serial = serial;
+	memcpy(ci.tbs_sha256, tbs_sha256, 32);
+	ci.profile = c->s->id;
+	if ((r = kr_log_begin(c->a->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_log_intent(ltx, c->actor, &ci, intent)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	return kr_ltx_commit(ltx, &c->a->signer, NULL);
+}
+
+/* ... then the issued entry (after sign + verify), or the abandonment. */
+static int
+log_issued_only(struct crun *c, const X509 *x, uint64_t intent)
+{
+	struct kr_cert_issued is;
+	struct kr_ltx *ltx = NULL;
+	uint8_t *der = NULL;
+	int dlen, r;
+
+	memset(&is, 0, sizeof(is));
+	if ((dlen = i2d_X509(x, &der)) <= 0)
+		return kr_err_ssl("certificate encoding");
+	is.intent = intent;
+	is.der = der;
+	is.der_len = (size_t)dlen;
+	if ((r = kr_log_begin(c->a->log, &ltx)) == 0) {
+		if ((r = kr_log_issued(ltx, c->actor, &is, NULL)) != 0)
+			kr_ltx_abort(ltx);
+		else
+			r = kr_ltx_commit(ltx, &c->a->signer, NULL);
+	}
+	OPENSSL_free(der);
+	return r;
+}
+
+static void
+log_abandon(struct crun *c, uint64_t intent, const char *why)
+{
+	struct kr_ltx *ltx = NULL;
+
+	if (kr_log_begin(c->a->log, &ltx) != 0)
+		return;
+	if (kr_log_abandon(ltx, c->actor, intent, why, NULL) != 0)
+		kr_ltx_abort(ltx);
+	else if (kr_ltx_commit(ltx, &c->a->signer, NULL) != 0)
+		return;
+}
+
 static int
 write_pem(const char *path, const X509 *x, int replace)
 {
@@ -656,7 +717,11 @@ make_cross(struct crun *c, X509 *signer, struct kr_key *skey, X509 *subject,
 	EVP_PKEY *pk = NULL;
 	const ASN1_TIME *na;
 	X509 *x = NULL;
-	int r, i;
+	EVP_PKEY *tmp = NULL;
+	uint8_t *tbs = NULL, *tbs2 = NULL, th[32];
+	char sh[41];
+	uint64_t intent = 0;
+	int r, i, tlen, tlen2;
 
 	*out = NULL;
 	if ((r = kr_hsm_check_pubkey(skey, X509_get0_pubkey(signer))) != 0 ||
@@ -695,13 +760,35 @@ make_cross(struct crun *c, X509 *signer, struct kr_key *skey, X509 *subject,
 	if ((e = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
 	    "keyid:always")) == NULL || X509_add_ext(x, e, -1) != 1)
 		goto ssl;
-	if (X509_sign(x, pk, md_for(skey)) <= 0)
+	/*
+	 * Fix the TBS with a throwaway key of the same type, log the intent
+	 * (its SHA-256), then let the HSM sign: the signed TBS must be the
+	 * logged one, byte for byte.
+	 */
+	if ((tmp = EVP_EC_gen(kr_key_type(skey) == KR_KEY_P384 ? "P-384" :
+	    "P-256")) == NULL || X509_sign(x, tmp, md_for(skey)) <= 0 ||
+	    (tlen = i2d_re_X509_tbs(x, &tbs)) <= 0)
 		goto ssl;
-	if (X509_verify(x, X509_get0_pubkey(signer)) != 1) {
-		r = kr_errf(KR_ERR_SIGNATURE, "cross certificate: the HSM "
-		    "signature does not verify");
+	kr_sha256(tbs, (size_t)tlen, th);
+	if ((r = cert_serial_hex(x, sh, sizeof(sh))) != 0 ||
+	    (r = log_intent_only(c, th, sh, issuer, &intent)) != 0)
+		goto out;
+	if (X509_sign(x, pk, md_for(skey)) <= 0) {
+		r = kr_err_ssl("cross certificate: HSM signature");
+		log_abandon(c, intent, "hsm-sign-failed");
 		goto out;
 	}
+	OPENSSL_free(tbs2);
+	if ((tlen2 = i2d_re_X509_tbs(x, &tbs2)) != tlen ||
+	    memcmp(tbs, tbs2, (size_t)tlen) != 0 ||
+	    X509_verify(x, X509_get0_pubkey(signer)) != 1) {
+		r = kr_errf(KR_ERR_SIGNATURE, "cross certificate: the HSM "
+		    "signature does not verify over the logged TBS");
+		log_abandon(c, intent, "verify-failed");
+		goto out;
+	}
+	if ((r = log_issued_only(c, x, intent)) != 0)
+		goto out;
 	*out = x;
 	x = NULL;
 	r = 0;
@@ -712,6 +799,9 @@ make_cross(struct crun *c, X509 *signer, struct kr_key *skey, X509 *subject,
 	X509_EXTENSION_free(e);
 	ASN1_INTEGER_free(sn);
 	BN_free(bn);
+	EVP_PKEY_free(tmp);
+	OPENSSL_free(tbs);
+	OPENSSL_free(tbs2);
 	X509_free(x);
 	return r;
 }
@@ -755,7 +845,6 @@ step_cross_certify(struct crun *c, const struct kr_step *st)
 		goto out;
 	if ((r = make_cross(c, old_signs ? oldc : newc, key, old_signs ?
 	    newc : oldc, issuer, &x)) != 0 ||
-	    (r = log_cert(c, x, issuer)) != 0 ||
 	    (r = write_pem(path, x, 0)) != 0 ||
 	    (r = kr_ca_cert_pem(x, &pem, &len)) != 0 ||
 	    (r = copy_to_media(c, old_signs ? "cross-old-to-new.pem" :
