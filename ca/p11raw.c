@@ -98,7 +98,7 @@ const char *__asan_default_options(void);
 const char *
 __asan_default_options(void)
 {
-	return "fast_unwind_on_malloc=0:malloc_context_size=16";
+	return "fast_unwind_on_malloc=0:malloc_context_size=12";
 }
 
 const char *__lsan_default_options(void);
