@@ -155,9 +155,11 @@ kr_jws_es256_verify(EVP_PKEY *pub, const char *input, size_t inlen,
 	if (siglen != 64)
 		return kr_errf(KR_ERR_SIGNATURE, "ES256 signature is %zu "
 		    "bytes, not 64", siglen);
+	/* ES256 is ECDSA on P-256 only, not any 256-bit curve. */
 	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC ||
-	    EVP_PKEY_get_bits(pub) != 256 ||
-	    (ec = EVP_PKEY_get0_EC_KEY(pub)) == NULL)
+	    (ec = EVP_PKEY_get0_EC_KEY(pub)) == NULL ||
+	    EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) !=
+	    NID_X9_62_prime256v1)
 		return kr_errf(KR_ERR_SIGNATURE, "ES256 needs a P-256 key");
 	if ((es = ECDSA_SIG_new()) == NULL ||
 	    (br = BN_bin2bn(sig, 32, NULL)) == NULL ||

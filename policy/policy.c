@@ -155,6 +155,7 @@ load_signers(struct kr_policy *p, const json_t *a)
 		struct kr_mf_signer *s = &p->signers[i];
 		const json_t *o = json_array_get(a, i);
 		unsigned char *der = NULL;
+		char grp[64];
 		int dl;
 		EVP_PKEY *k;
 
@@ -174,7 +175,8 @@ load_signers(struct kr_policy *p, const json_t *a)
 		OPENSSL_free(der);
 		k = X509_get0_pubkey(s->cert);
 		if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
-		    EVP_PKEY_get_bits(k) != 256)
+		    EVP_PKEY_get_group_name(k, grp, sizeof(grp), NULL) != 1 ||
+		    OBJ_txt2nid(grp) != NID_X9_62_prime256v1)
 			return kr_errf(KR_ERR_CONFIG, "%s: %s (%s): a manifest "
 			    "signer needs a P-256 key (ES256)", p->name, where,
 			    p->signer_src[i]);
@@ -685,7 +687,7 @@ kr_policy_subject(const struct kr_policy *p, const struct kr_device *d,
 	size_t o = 0, i, vl;
 	const char *val;
 
-	for (i = 0; d->unique_id[i] != '\0' && i < sizeof(up) - 1; i++)
+	for (i = 0; i < sizeof(up) - 1 && d->unique_id[i] != '\0'; i++)
 		up[i] = (char)((d->unique_id[i] >= 'a' &&
 		    d->unique_id[i] <= 'z') ? d->unique_id[i] - 32 :
 		    d->unique_id[i]);

@@ -13,10 +13,15 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "lib/util.h"
 #include "media/manifest.h"
+#include "policy/policy.h"
 
 /* One flattened JWS with the given protected header JSON. */
 static char *
@@ -84,11 +89,119 @@ test_manifest_message_utf8(void **state)
 	}
 }
 
+/* A self-signed CA:FALSE certificate with SKI for key k, as PEM. */
+static char *
+cert_pem(EVP_PKEY *k)
+{
+	X509 *c = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	assert_non_null(c);
+	assert_non_null(b);
+	X509_set_version(c, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), 9);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"k1 signer", -1, -1, 0);
+	X509_set_issuer_name(c, X509_get_subject_name(c));
+	X509_gmtime_adj(X509_getm_notBefore(c), -86400);
+	X509_gmtime_adj(X509_getm_notAfter(c), 86400L * 3650);
+	X509_set_pubkey(c, k);
+	X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier,
+	    "hash");
+	X509_add_ext(c, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(c, k, EVP_sha256()) > 0);
+	assert_int_equal(PEM_write_bio_X509(b, c), 1);
+	n = BIO_get_mem_data(b, &data);
+	assert_non_null(out = strndup(data, (size_t)n));
+	BIO_free(b);
+	X509_free(c);
+	return out;
+}
+
+/* A policy whose only signer is the PEM text. */
+static int
+policy_with_signer(const char *pem, struct kr_policy **p)
+{
+	char buf[4096], ind[3000];
+	size_t i, o = 0;
+
+	for (i = 0; pem[i] != '\0'; i++) {
+		if (i == 0 || pem[i - 1] == '\n') {
+			memcpy(ind + o, "      ", 6);
+			o += 6;
+		}
+		ind[o++] = pem[i];
+	}
+	ind[o] = '\0';
+	snprintf(buf, sizeof(buf), "version: 1\nsigners:\n  - pem: |\n%s"
+	    "parts:\n  - part_number: P1\nprofiles: [device]\n"
+	    "subject: \"CN=sn${UNIQUEID}\"\nmanufacturers:\n"
+	    "  - id: cm1\n    quota: 5\n    parts: [P1]\n", ind);
+	return kr_policy_parse("p.yaml", buf, strlen(buf), NULL, p);
+}
+
+/*
+ * Defect: "ES256" was taken as "any 256-bit EC key": a pinned signer on
+ * secp256k1 (or brainpoolP256r1) was loaded, and its signatures were
+ * verified as ES256, which is ECDSA on P-256 only (RFC 7518 3.4).
+ */
+static void
+test_es256_is_p256_only(void **state)
+{
+	static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.e30";
+	EVP_PKEY *k1 = NULL, *p256 = NULL;
+	EVP_MD_CTX *mc;
+	ECDSA_SIG *es;
+	const unsigned char *q;
+	unsigned char der[80], raw[64];
+	size_t dl = sizeof(der);
+	struct kr_policy *pol = NULL;
+	char *pem;
+
+	(void)state;
+	assert_non_null(k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
+	    "secp256k1"));
+	assert_non_null(mc = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, k1),
+	    1);
+	assert_int_equal(EVP_DigestSign(mc, der, &dl, (const uint8_t *)msg,
+	    strlen(msg)), 1);
+	EVP_MD_CTX_free(mc);
+	q = der;
+	assert_non_null(es = d2i_ECDSA_SIG(NULL, &q, (long)dl));
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32), 32);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32), 32);
+	ECDSA_SIG_free(es);
+	assert_int_equal(kr_jws_es256_verify(k1, msg, strlen(msg), raw, 64),
+	    KR_ERR_SIGNATURE);
+	/* The policy refuses to pin it. */
+	pem = cert_pem(k1);
+	assert_int_equal(policy_with_signer(pem, &pol), KR_ERR_CONFIG);
+	assert_non_null(strstr(kr_err_detail(), "P-256"));
+	free(pem);
+	/* A P-256 signer still loads. */
+	assert_non_null(p256 = EVP_EC_gen("P-256"));
+	pem = cert_pem(p256);
+	if (policy_with_signer(pem, &pol) != 0)
+		fail_msg("P-256 signer refused: %s", kr_err_detail());
+	kr_policy_free(pol);
+	free(pem);
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(k1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_manifest_message_utf8),
+		cmocka_unit_test(test_es256_is_p256_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
