@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "lib/util.h"
 #include "policy/policy_int.h"
 
 static const char *const dec_str[KR_DEC_NREASONS] = {
@@ -52,6 +53,8 @@ verdict(struct kr_verdict *v, enum kr_decision d, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(v->message, sizeof(v->message), fmt, ap);
 	va_end(ap);
+	/* "%.64s" of a hostile CN or batch field may split a character. */
+	kr_utf8_sanitize(v->message);
 	if (d != KR_DEC_ACCEPT)
 		v->profile = NULL;
 	return d;

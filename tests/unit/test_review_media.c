@@ -196,12 +196,51 @@ test_es256_is_p256_only(void **state)
 	EVP_PKEY_free(k1);
 }
 
+/*
+ * Defect: verdict messages quote the batch's manufacturer / profile and
+ * the CSR's CN (hostile media) with "%.64s", which can split a UTF-8
+ * character; the message is meant for JSON reports.
+ */
+static void
+test_verdict_message_utf8(void **state)
+{
+	struct kr_policy *pol = NULL;
+	struct kr_request rq;
+	struct kr_verdict v;
+	EVP_PKEY *k;
+	char mfr[128], *pem;
+	json_t *js;
+	size_t i;
+
+	(void)state;
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	pem = cert_pem(k);
+	assert_int_equal(policy_with_signer(pem, &pol), 0);
+	free(pem);
+	mfr[0] = 'x';
+	for (i = 0; i < 40; i++)
+		memcpy(mfr + 1 + 2 * i, "\xc3\xa9", 2);
+	mfr[81] = '\0';
+	memset(&rq, 0, sizeof(rq));
+	rq.manufacturer = mfr;
+	rq.pkey = k;
+	rq.pop_ok = 1;
+	assert_int_equal(kr_policy_decide(pol, &rq, &v),
+	    KR_DEC_MANUFACTURER_UNKNOWN);
+	if ((js = json_string(v.message)) == NULL)
+		fail_msg("verdict message is not UTF-8: %s", v.message);
+	json_decref(js);
+	kr_policy_free(pol);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_manifest_message_utf8),
 		cmocka_unit_test(test_es256_is_p256_only),
+		cmocka_unit_test(test_verdict_message_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
