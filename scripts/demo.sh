@@ -1,72 +1,110 @@
 #!/usr/bin/env bash
-# scripts/demo.sh - the main job end to end on the embedded defaults (first
-# version: the CA; later issues add manifests, batches, quorum, the log).
-#   make demo            (or: BUILD=build ./scripts/demo.sh)
-# Creates ./demo-out/ afresh: a state directory with a SoftHSM2 token store,
-# a root and an intermediate whose keys never leave the tokens, device
-# certificates for CSRs made here with OpenSSL, verified with OpenSSL.
+# scripts/demo.sh - the main job of keyroom, end to end, on the embedded
+# defaults (SoftHSM2 token store + LMDB log in ./demo-out/state):
+#   make demo        (or: BUILD=build ./scripts/demo.sh)
+#
+#  1. init: state directory, SoftHSM2 tokens, the audit log and its key
+#  2. genesis ceremony: random token PINs split 2-of-3 (custodians for the
+#     root, operators for the issuing token), root key born in the token,
+#     share cards printed (text + QR)
+#  3. intermediate ceremony under both quorums
+#  4. a simulated chip vendor (signed Microchip-format manifest) and a
+#     contract manufacturer's USB stick of CSRs, with bad actors mixed in
+#  5. a signing session opened by two operators' cards: batch sign
+#  6. the report: accepted and rejected devices with reasons
+#  7. the auditor's view: audit verify, the checkpoint as text + QR, export
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 K="$PWD/$BUILD/keyroom"
+SIM="$PWD/$BUILD/tools/fleetsim"
 OUT="$PWD/demo-out"
-[ -x "$K" ] || { echo "demo: $K missing: run make first" >&2; exit 1; }
-
-step() { printf '\n== %s\n' "$*"; }
+SCR="$PWD/ceremony/scripts"
+[ -x "$K" ] && [ -x "$SIM" ] || { echo "demo: $K or $SIM missing: run make first" >&2; exit 1; }
+export KEYROOM_NO_PROGRESS=${KEYROOM_NO_PROGRESS:-}
+B=; N=; if [ -t 1 ]; then B=$(tput bold 2>/dev/null || true); N=$(tput sgr0 2>/dev/null || true); fi
+step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 t0=$(date +%s)
 rm -rf "$OUT"
-mkdir -p "$OUT/csr" "$OUT/device-keys" "$OUT/certs"
-# A demo PIN in a file (a real ceremony reads PINs without echo or from
-# quorum shares).
-(umask 077; echo "demo-pin-1234" >"$OUT/pin")
-S="$OUT/state"
+mkdir -p "$OUT"
+S="$OUT/state"; C="$OUT/cards"
+kr() { "$K" --state "$S" "$@"; }
+card() { ls "$C/$1-$2-"*.card | head -1; }
 
-step "keyroom init: state directory, SoftHSM2 store, tokens, audit key"
-"$K" --state "$S" init --pin "file:$OUT/pin"
+step "1. keyroom init: state directory, SoftHSM2 token store, audit log and its Ed25519 key"
+# The PIN used only to take over the fresh tokens; genesis replaces it with
+# random PINs that nobody sees, split among custodians and operators.
+(umask 077; head -c 24 /dev/urandom | base64 >"$OUT/init.pin")
+kr -q init --pin "file:$OUT/init.pin"
+echo "state: $S"
 
-step "keyroom ca root: P-384 root key generated inside keyroom-root"
-"$K" --state "$S" ca root --pin "file:$OUT/pin"
+step "2. genesis ceremony ($SCR/genesis.yaml)"
+kr --yes ceremony run "$SCR/genesis.yaml" --init-pin "file:$OUT/init.pin" \
+    --cards "$C" --media "$OUT/ceremony-genesis" --no-prompt
+rm -f "$OUT/init.pin"
+echo
+echo "Share cards (one per custodian/operator) are in $C. The first one:"
+cat "$(card root 1)"
 
-step "keyroom ca intermediate: P-256 issuing key in keyroom-issuing, signed by the root"
-"$K" --state "$S" ca intermediate --pin "file:$OUT/pin"
+step "3. intermediate ceremony: two custodians and two operators bring their cards"
+kr --yes ceremony run "$SCR/intermediate.yaml" --no-prompt --media "$OUT/ceremony-intermediate" \
+    --shares "root=file:$(card root 1)" --shares "root=file:$(card root 3)" \
+    --shares "issuing=file:$(card issuing 1)" --shares "issuing=file:$(card issuing 2)"
 
-step "device CSRs (as a contract manufacturer would bring them)"
-ids="0123a1b2c3d4e5f601 0123a1b2c3d4e5f602 0123a1b2c3d4e5f603"
-for id in $ids; do
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$OUT/device-keys/$id.key" -subj "/CN=whatever-the-cm-wrote" \
-	    -out "$OUT/csr/$id.csr" 2>/dev/null
-	echo "  $OUT/csr/$id.csr"
+step "4. the chip vendor's signed manifest and the contract manufacturer's USB stick"
+# 24 genuine chips (20 P-256 ATECC608, 4 P-384 TA100) in a vendor-signed
+# manifest, plus bad actors: a grey-market chip, a cloned chip, a CSR with a
+# bad signature, a CSR with someone else's key, a "lite" chip without a key,
+# a duplicate, and a garbage file.
+"$SIM" --out "$OUT/fleet" --seed 7 --devices 20 --p384 4 --quota 100 \
+    --manifest-on-media --batch-id lot-2026-11-25-a --manufacturer cm-acme \
+    --bad grey --bad clone --bad badsig --bad wrongkey --bad lite --bad dup \
+    --bad garbage >/dev/null
+cp "$OUT/fleet/policy.yaml" "$OUT/fleet/signer.crt" "$S/"
+sed -i -e 's/^    algorithms: \[p256\]$/    algorithms: [p256, p384]/' "$S/keyroom.yaml"
+M="$OUT/fleet/media"
+echo "USB stick: $M"
+ls "$M" "$M/csr" | head -12; echo "  ... $(ls "$M/csr" | wc -l) files in csr/"
+
+step "5. signing session: operators 2 and 3 unlock the issuing token; batch sign"
+set +e
+kr session run --no-prompt --shares "issuing=file:$(card issuing 2)" \
+    --shares "issuing=file:$(card issuing 3)" -- batch sign "$M"
+rc=$?
+set -e
+echo "batch sign exit code: $rc (0 all signed, 3 some rejected, 4 nothing signed)"
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "demo: batch failed" >&2; exit 1; }
+
+O="$M/keyroom-out/lot-2026-11-25-a"
+step "6. the report ($O/report.txt)"
+cat "$O/report.txt"
+echo
+echo "Every certificate checked with OpenSSL against the ceremony's root:"
+ok=0; bad=0
+for c in "$O"/certs/*.pem; do
+	if openssl verify -x509_strict -CAfile "$S/certs/root.pem" \
+	    -untrusted "$S/certs/intermediate.pem" "$c" >/dev/null 2>&1; then
+		ok=$((ok + 1)); else bad=$((bad + 1)); fi
 done
+echo "  $ok verify, $bad fail"
+(cd "$O" && sha256sum --quiet -c SHA256SUMS) && echo "  SHA256SUMS of the output verifies"
+[ "$bad" = 0 ]
 
-step "keyroom ca issue: one device certificate per CSR (subject from the profile, not the CSR)"
-for id in $ids; do
-	"$K" --state "$S" ca issue "$OUT/csr/$id.csr" --id "$id" \
-	    --out "$OUT/certs/$id.pem" --pin "file:$OUT/pin"
-done
+step "7. the auditor's view"
+kr audit verify
+kr audit checkpoint --qr
+kr -q audit export "$OUT/audit-export" >/dev/null
+echo "auditor's export (C2SP tlog-tiles, checkpoints, vkey, proofs, LMDB copy): $OUT/audit-export"
+echo "verifier key: $(kr audit vkey)"
 
-step "keyroom ca crl: an empty CRL from the issuing CA"
-"$K" --state "$S" ca crl --pin "file:$OUT/pin" --out "$OUT/certs/issuing.crl.pem"
-
-step "verify with OpenSSL (-x509_strict, chain and CRL)"
-for id in $ids; do
-	openssl verify -x509_strict -purpose sslclient -crl_check \
-	    -CRLfile "$OUT/certs/issuing.crl.pem" -CAfile "$S/certs/root.pem" \
-	    -untrusted "$S/certs/intermediate.pem" "$OUT/certs/$id.pem"
-done
-
-step "the keys stayed in the HSM (pkcs11-tool: sensitive, never extractable)"
-SOFTHSM2_CONF="$S/softhsm2.conf" pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
-    --token-label keyroom-root --login --pin "$(cat "$OUT/pin")" -O --type privkey 2>/dev/null |
-    sed -n 's/^/  /p'
-
-step "done in $(( $(date +%s) - t0 )) s. Files:"
-cat <<EOF
-  state directory      $S   (keyroom.yaml, tokens/, log/, audit-token.pin)
-  root certificate     $S/certs/root.pem
-  intermediate         $S/certs/intermediate.pem
-  chain                $S/certs/chain.pem
-  device certificates  $OUT/certs/<id>.pem
-  CRL                  $OUT/certs/issuing.crl.pem
-  inspect one:         openssl x509 -noout -text -in $OUT/certs/0123a1b2c3d4e5f601.pem
-EOF
+step "done in $(( $(date +%s) - t0 ))s"
+cat <<EOT
+  state directory         $S
+  share cards             $C
+  ceremony transcripts    $OUT/ceremony-genesis, $OUT/ceremony-intermediate
+  root / intermediate     $S/certs/root.pem, $S/certs/intermediate.pem
+  batch output            $O
+  audit export            $OUT/audit-export
+Try: $K --state $S audit list | tail
+     $K --state $S manifest list | head
+EOT
