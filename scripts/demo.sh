@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 K="$PWD/$BUILD/keyroom"
 SIM="$PWD/$BUILD/tools/fleetsim"
-OUT="$PWD/demo-out"
+OUT="${DEMO_OUT:-$PWD/demo-out}"
 SCR="$PWD/ceremony/scripts"
 [ -x "$K" ] && [ -x "$SIM" ] || { echo "demo: $K or $SIM missing: run make first" >&2; exit 1; }
 export KEYROOM_NO_PROGRESS=${KEYROOM_NO_PROGRESS:-}
