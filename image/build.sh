@@ -128,6 +128,50 @@ KVER=$(ls "$KTREE/lib/modules" | head -1)
 [ -n "$KVER" ] && [ -f "$KTREE/boot/vmlinuz-$KVER" ] || die "no kernel in $kdeb"
 MODDIR="$KTREE/lib/modules/$KVER"
 
+# ---------------------------------------------------------------- modules
+# Resolve image/modules.list through modules.dep (and softdep pre:) into a
+# load order, dependencies first, before anything else is built. Refused:
+# unknown modules, network drivers, compressed or unsigned modules (each
+# carries its appended signature, which module.sig_enforce=1 checks).
+declare -A mdep=() mpath=() done_m=() msoft=()
+while IFS=: read -r m deps; do
+	n=${m##*/}; n=${n%.ko*}; n=${n//-/_}
+	mpath[$n]=$m; mdep[$n]=$deps
+done <"$MODDIR/modules.dep"
+while read -r kw n rest; do
+	[ "$kw" = softdep ] || continue
+	n=${n//-/_}
+	pre=$(echo "$rest" | sed -n 's/.*pre: *\([^:]*\)\( post:.*\)\{0,1\}$/\1/p')
+	msoft[$n]=$pre
+done < <(cat "$MODDIR/modules.softdep" 2>/dev/null)
+order=()
+visit() {
+	local n=${1//-/_} d dn
+	[ -n "${done_m[$n]:-}" ] && return 0
+	[ -n "${mpath[$n]:-}" ] || { grep -qE "/${n//_/[-_]}\.ko" "$MODDIR/modules.builtin" && return 0; die "module $n not in $KVER"; }
+	done_m[$n]=1
+	for d in ${msoft[$n]:-}; do
+		d=${d//-/_}
+		if [ -n "${mpath[$d]:-}" ]; then visit "$d"; fi
+	done
+	for d in ${mdep[$n]}; do
+		dn=${d##*/}; dn=${dn%.ko*}
+		visit "$dn"
+	done
+	order+=("${mpath[$n]}")
+}
+while read -r m; do
+	m=${m%%#*}; m=$(echo "$m" | tr -d '[:space:]')
+	if [ -n "$m" ]; then visit "$m"; fi
+done <"$MODLIST"
+: >"$WORK/load.order"
+for ko in "${order[@]}"; do
+	case "$ko" in *.ko) ;; *) die "$ko: compressed modules are not handled";; esac
+	case "$ko" in */drivers/net/*|*/net/wireless/*|*/net/bluetooth/*) die "$ko: network driver in the image";; esac
+	tail -c 28 "$MODDIR/$ko" | grep -q 'Module signature appended' || die "$ko: no signature"
+	echo "$ko" >>"$WORK/load.order"
+done
+
 # ---------------------------------------------------------------- rootfs
 ROOT="$WORK/root"
 mkdir -p "$ROOT"
@@ -251,49 +295,11 @@ BUILD_ID="$SOURCE_DATE_EPOCH"
 EOF
 
 # ---------------------------------------------------------------- modules
-# Resolve image/modules.list through modules.dep (and softdep pre:) into a
-# load order, dependencies first. Modules are copied byte for byte: each
-# carries its appended signature, which module.sig_enforce=1 checks.
-declare -A mdep=() mpath=() done_m=() msoft=()
-while IFS=: read -r m deps; do
-	n=$(basename "$m"); n=${n%.ko*}; n=${n//-/_}
-	mpath[$n]=$m; mdep[$n]=$deps
-done <"$MODDIR/modules.dep"
-while read -r kw n rest; do
-	[ "$kw" = softdep ] || continue
-	n=${n//-/_}
-	pre=$(echo "$rest" | sed -n 's/.*pre: *\([^:]*\)\( post:.*\)\{0,1\}$/\1/p')
-	msoft[$n]=$pre
-done < <(cat "$MODDIR/modules.softdep" 2>/dev/null)
-order=()
-visit() {
-	local n=${1//-/_} d dn
-	[ -n "${done_m[$n]:-}" ] && return 0
-	[ -n "${mpath[$n]:-}" ] || { grep -qE "/${n//_/[-_]}\.ko" "$MODDIR/modules.builtin" && return 0; die "module $n not in $KVER"; }
-	done_m[$n]=1
-	for d in ${msoft[$n]:-}; do
-		d=${d//-/_}
-		if [ -n "${mpath[$d]:-}" ]; then visit "$d"; fi
-	done
-	for d in ${mdep[$n]}; do
-		dn=$(basename "$d"); dn=${dn%.ko*}
-		visit "$dn"
-	done
-	order+=("${mpath[$n]}")
-}
-while read -r m; do
-	m=${m%%#*}; m=$(echo "$m" | tr -d '[:space:]')
-	[ -n "$m" ] && visit "$m"
-done <"$MODLIST"
-: >"$WORK/load.order"
-for ko in "${order[@]}"; do
-	case "$ko" in *.ko) ;; *) die "$ko: compressed modules are not handled";; esac
-	case "$ko" in */drivers/net/*|*/net/wireless/*|*/net/bluetooth/*) die "$ko: network driver in the image";; esac
-	tail -c 28 "$MODDIR/$ko" | grep -q 'Module signature appended' || die "$ko: no signature"
-	mkdir -p "$ROOT/lib/modules/$KVER/$(dirname "$ko")"
+# (resolved and checked above; copied byte for byte)
+while read -r ko; do
+	mkdir -p "$ROOT/usr/lib/modules/$KVER/$(dirname "$ko")"
 	cp "$MODDIR/$ko" "$ROOT/usr/lib/modules/$KVER/$ko"
-	echo "$ko" >>"$WORK/load.order"
-done
+done <"$WORK/load.order"
 cp "$WORK/load.order" "$ROOT/usr/lib/modules/$KVER/load.order"
 
 # ---------------------------------------------------------------- cmdline
