@@ -89,6 +89,18 @@ in(const char *const *l, size_t n, const char *s)
 	return 0;
 }
 
+/* Is x5t (SHA-256 of a signer certificate) one of the pinned signers? */
+static int
+signer_pinned(const struct kr_policy *p, const uint8_t x5t[32])
+{
+	size_t i;
+
+	for (i = 0; i < p->nsigners; i++)
+		if (memcmp(p->signers[i].sha256, x5t, 32) == 0)
+			return 1;
+	return 0;
+}
+
 /* Does the request's key equal the manifest key mk? */
 static int
 key_equal(EVP_PKEY *pk, const uint8_t *spki, size_t spki_len,
@@ -124,7 +136,7 @@ kr_policy_decide(const struct kr_policy *p, const struct kr_request *rq,
 	EVP_PKEY *pk = rq->pkey, *own = NULL;
 	const char *id = d != NULL ? d->unique_id : "(unknown device)";
 	const char *kid;
-	char gname[64];
+	char gname[64], hx[17];
 	unsigned bit = 0;
 	enum kr_decision r;
 
@@ -166,6 +178,17 @@ kr_policy_decide(const struct kr_policy *p, const struct kr_request *rq,
 		    "manifest entry lists this device or its key",
 		    rq->cn != NULL ? "CN " : "CSR key", rq->cn != NULL ?
 		    rq->cn : "");
+		goto out;
+	}
+	/*
+	 * The registry may hold entries verified under another policy
+	 * (manifest import --policy) or a signer unpinned since: only a
+	 * manifest signed by a signer this policy pins vouches for a chip.
+	 */
+	if (!signer_pinned(p, d->signer)) {
+		kr_hex(d->signer, 8, hx);
+		r = verdict(v, KR_DEC_NOT_IN_MANIFEST, "%s: its manifest "
+		    "signer %s... is not pinned by the policy", id, hx);
 		goto out;
 	}
 	if (rq->cn != NULL && !cn_matches(p, d, rq->cn)) {

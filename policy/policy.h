@@ -151,7 +151,8 @@ struct kr_verdict {
 
 /*
  * Decide. Pure: no I/O, no state. Checks in this order: CSR key, PoP,
- * manufacturer, profile, manifest entry, CN, part/model (global, then for
+ * manufacturer, profile, manifest entry (present, and signed by a signer
+ * this policy pins: else "not-in-manifest"), CN, part/model (global, then for
  * the manufacturer), lite, curve, key == identity JWK, already certified /
  * renewal rules, quota. Fills *v and returns v->decision.
  * CN rule: when present it must equal (ASCII case-insensitive) the CN of

@@ -511,6 +511,10 @@ test_decide_table(void **st)
 	dev(&devs[D_384], "0123aabbccddeeff08", "ATECC608C",
 	    "ATECC608C-TNGTLSU-B", "0", k384);
 	devs[D_384].keys[0].curve = KR_CURVE_P384;
+	/* Every device comes from a manifest by a signer the policies pin. */
+	for (i = 0; i < KR_ARRAY_SIZE(devs); i++)
+		memcpy(devs[i].signer, kr_policy_trust(pol[0])->signers[0].sha256,
+		    32);
 	for (i = 0; i < KR_ARRAY_SIZE(t); i++) {
 		EVP_PKEY *k = *t[i].key;
 

@@ -234,6 +234,56 @@ test_verdict_message_utf8(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * Defect: the decision trusted any registry entry, but the registry can
+ * hold entries verified under another policy (`manifest import --policy
+ * FILE` pinning any signer) or under a signer the policy no longer pins:
+ * a forged manifest imported that way made its chips certifiable.
+ */
+static void
+test_decide_requires_pinned_signer(void **state)
+{
+	struct kr_policy *pol = NULL;
+	struct kr_device d;
+	struct kr_request rq;
+	struct kr_verdict v;
+	EVP_PKEY *k;
+	char *pem;
+
+	(void)state;
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	pem = cert_pem(k);
+	assert_int_equal(policy_with_signer(pem, &pol), 0);
+	free(pem);
+	memset(&d, 0, sizeof(d));
+	strcpy(d.unique_id, "0123456789abcdef01");
+	strcpy(d.model, "ATECC608B");
+	strcpy(d.part_number, "P1");
+	memset(d.signer, 0xab, 32);	/* some other signer */
+	memset(&rq, 0, sizeof(rq));
+	rq.manufacturer = "cm1";
+	rq.pkey = k;
+	rq.pop_ok = 1;
+	rq.dev = &d;
+	assert_int_equal(kr_policy_decide(pol, &rq, &v),
+	    KR_DEC_NOT_IN_MANIFEST);
+	assert_non_null(strstr(v.message, "abababab"));
+	assert_non_null(strstr(v.message, "not pinned"));
+	/* Renewals too. */
+	rq.renewal = 1;
+	rq.proof = KR_PROOF_CURRENT_CERT;
+	rq.already_certified = 1;
+	assert_int_equal(kr_policy_decide(pol, &rq, &v),
+	    KR_DEC_NOT_IN_MANIFEST);
+	/* Signed by the pinned signer: decided on (lite entry: no key). */
+	memcpy(d.signer, kr_policy_trust(pol)->signers[0].sha256, 32);
+	rq.renewal = 0;
+	rq.already_certified = 0;
+	assert_int_equal(kr_policy_decide(pol, &rq, &v), KR_DEC_NO_KEY);
+	kr_policy_free(pol);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -241,6 +291,7 @@ main(void)
 		cmocka_unit_test(test_manifest_message_utf8),
 		cmocka_unit_test(test_es256_is_p256_only),
 		cmocka_unit_test(test_verdict_message_utf8),
+		cmocka_unit_test(test_decide_requires_pinned_signer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
