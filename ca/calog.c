@@ -3,6 +3,7 @@
  * generation, CA certificates, device issuance (intent before the HSM
  * signs, issued before release), CRLs, and the first entries of a new log.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -259,6 +260,64 @@ kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *h)
 	h->issued = hook_issued;
 	h->abandoned = hook_abandoned;
 	h->arg = cl;
+}
+
+/* Does entry e have key == value exactly? */
+static int
+val_is(const uint8_t *e, size_t len, const char *key, const char *value)
+{
+	const char *v;
+	size_t vl;
+
+	return kr_entry_get(e, len, key, &v, &vl) == 0 &&
+	    vl == strlen(value) && memcmp(v, value, vl) == 0;
+}
+
+int
+kr_calog_crl_last(struct kr_calog *cl, uint64_t *last)
+{
+	MDB_txn *txn = NULL;
+	const uint8_t *e;
+	const char *v;
+	char num[24];
+	uint64_t size, i, n;
+	size_t len, vl;
+	char *end;
+	int r;
+
+	*last = 0;
+	if ((r = kr_log_read_begin(cl->log, &txn)) != 0)
+		return r;
+	if ((r = kr_log_size(cl->log, txn, &size)) != 0)
+		goto out;
+	for (i = 0; i < size; i++) {
+		if ((r = kr_log_entry(cl->log, txn, i, &e, &len)) != 0)
+			goto out;
+		if (!val_is(e, len, "type", "crl-issued") ||
+		    !val_is(e, len, "issuer", cl->issuer))
+			continue;
+		if (kr_entry_get(e, len, "crl-number", &v, &vl) != 0 ||
+		    vl == 0 || vl >= sizeof(num)) {
+			r = kr_errf(KR_ERR_TAMPERED, "log entry %llu: "
+			    "crl-issued without a crl-number",
+			    (unsigned long long)i);
+			goto out;
+		}
+		memcpy(num, v, vl);
+		num[vl] = '\0';
+		n = strtoull(num, &end, 10);
+		if (*end != '\0') {
+			r = kr_errf(KR_ERR_TAMPERED, "log entry %llu: bad "
+			    "crl-number", (unsigned long long)i);
+			goto out;
+		}
+		if (n > *last)
+			*last = n;
+	}
+	r = 0;
+ out:
+	mdb_txn_abort(txn);
+	return r;
 }
 
 int

@@ -59,6 +59,12 @@ int kr_calog_cert(struct kr_calog *cl, const X509 *x) KR_WUR;
 /* The hook for kr_ca_issue_device (set cl->issuer first). */
 void kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *out);
 
+/*
+ * The highest CRL number logged (crl-issued) for cl->issuer, 0 if none.
+ * CRL numbers must increase (RFC 5280 5.2.3).
+ */
+int kr_calog_crl_last(struct kr_calog *cl, uint64_t *last) KR_WUR;
+
 /* A crl-issued entry, committed. */
 int kr_calog_crl(struct kr_calog *cl, X509_CRL *crl, uint64_t number)
     KR_WUR;

@@ -556,8 +556,8 @@ static const char crl_usage[] =
     "                     [--days D] [--root] [--out FILE] [--pin SPEC]\n\n"
     "Issue a CRL signed by the issuing key (--root: by the root key, for\n"
     "intermediates). SERIAL is hex; REASON e.g. keyCompromise, superseded.\n"
-    "  --number N  CRL number (default: the current time in seconds, so\n"
-    "              it increases)\n"
+    "  --number N  CRL number; must exceed every number logged for this\n"
+    "              issuer (default: the highest logged + 1)\n"
     "  --days D    nextUpdate in D days (default 30)\n"
     "  --out FILE  default <state>/certs/crl-<issuing|root>-<N>.pem\n"
     "Exit: 0 ok, 1 error (nothing written), 2 usage.\n";
@@ -578,7 +578,8 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 	struct kr_revoked *rv = NULL;
 	size_t nrv = 0;
 	const char *outp = NULL, *spec = NULL;
-	unsigned long long number = (unsigned long long)time(NULL);
+	unsigned long long number = 0;	/* 0: the next one */
+	uint64_t last = 0;
 	long days = 30;
 	int use_root = 0, ch, r;
 	time_t now = time(NULL);
@@ -607,7 +608,7 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 		case 'n':
 			number = strtoull(optarg, &end, 10);
 			if (*end != '\0' || optarg[0] == '\0' ||
-			    optarg[0] == '-') {
+			    optarg[0] == '-' || number == 0) {
 				r = kr_errf(KR_ERR_INVALID_ARGUMENT, "--number "
 				    "'%s'", optarg);
 				goto out;
@@ -641,21 +642,33 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 	}
 	if ((r = kr_state_paths(cli->state, &c.paths)) != 0)
 		goto out;
+	if (outp != NULL && (r = refuse_existing(outp)) != 0)
+		goto out;
+	if ((r = open_issuer(&c, cli, spec, &iss, use_root)) != 0 ||
+	    (r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
+	    (r = kr_calog_issuer_id(X509_get0_pubkey(c.cert),
+	    c.log.issuer)) != 0 ||
+	    (r = kr_calog_crl_last(&c.log, &last)) != 0)
+		goto out;
+	if (number == 0)
+		number = last + 1;
+	else if (number <= last) {
+		r = kr_errf(KR_ERR_INVALID_ARGUMENT, "--number %llu: CRL "
+		    "numbers must increase; %llu was already issued", number,
+		    (unsigned long long)last);
+		goto out;
+	}
 	if (outp == NULL) {
 		if ((r = kr_snprintf(path, sizeof(path), "%s/crl-%s-%llu.pem",
 		    c.paths.certs, use_root ? "root" : "issuing", number)) != 0)
 			goto out;
 		outp = path;
+		if ((r = refuse_existing(outp)) != 0)
+			goto out;
 	}
-	if ((r = refuse_existing(outp)) != 0 ||
-	    (r = open_issuer(&c, cli, spec, &iss, use_root)) != 0 ||
-	    (r = kr_ca_make_crl(&iss, rv, nrv, number, now, (int)days,
-	    &crl)) != 0)
-		goto out;
 	/* The crl-issued entry is committed before the CRL is written. */
-	if ((r = kr_calog_open(&c.log, c.hsm, &c.cfg, &c.paths, ACTOR)) != 0 ||
-	    (r = kr_calog_issuer_id(X509_get0_pubkey(c.cert),
-	    c.log.issuer)) != 0 ||
+	if ((r = kr_ca_make_crl(&iss, rv, nrv, number, now, (int)days,
+	    &crl)) != 0 ||
 	    (r = kr_calog_crl(&c.log, crl, number)) != 0)
 		goto out;
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||

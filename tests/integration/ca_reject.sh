@@ -176,6 +176,18 @@ reject "crl: bad serial" "keyroom: --revoked 'zz': bad hex: invalid argument" \
 reject "crl: serial too long" "keyroom: --revoked '$(printf '%042d' 1)': serial must be 1..20 bytes of hex: invalid argument" \
     "$K" --state "$S" ca crl --revoked "$(printf '%042d' 1)" --pin "$P"
 
+# CRL numbers increase per issuer: default = highest logged + 1.
+check "crl: first (number 1)" "$K" -q --state "$S" ca crl --pin "$P" --out "$T/c1.pem"
+if openssl crl -in "$T/c1.pem" -noout -crlnumber | grep -Eq '=(0x)?0*1$'; then ok "crl: default number 1"
+else nok "crl: default number: $(openssl crl -in "$T/c1.pem" -noout -crlnumber)"; fi
+reject "crl: number not increasing" \
+    "keyroom: --number 1: CRL numbers must increase; 1 was already issued: invalid argument" \
+    "$K" --state "$S" ca crl --pin "$P" --number 1 --out "$T/c1b.pem"
+if [ ! -e "$T/c1b.pem" ]; then ok "crl: refused CRL not written"; else nok "crl: c1b written"; fi
+check "crl: next default" "$K" -q --state "$S" ca crl --pin "$P" --out "$T/c2.pem"
+if openssl crl -in "$T/c2.pem" -noout -crlnumber | grep -Eq '=(0x)?0*2$'; then ok "crl: then number 2"
+else nok "crl: second number"; fi
+
 # Exit codes: 1 for errors, 2 for usage.
 "$K" --state "$S" ca issue "$T/badsig.der" --id 01 --out "$O" --pin "$P" 2>/dev/null; rc=$?
 "$K" --state "$S" ca issue 2>/dev/null; urc=$?
