@@ -155,8 +155,9 @@ do_init(struct kr_cli *cli, const char *pin_spec, const char *so_spec,
 		    p.dir) : kr_err_sys("mkdir %s", p.dir);
 		goto out_keep;
 	}
-	if ((r = kr_config_render(&cfg, &yaml)) != 0 ||
-	    (r = kr_write_new_file(p.config, yaml, strlen(yaml), 0600)) != 0)
+	/* keyroom.yaml is rendered now but written last: a directory
+	 * without it is not a state directory (an interrupted init). */
+	if ((r = kr_config_render(&cfg, &yaml)) != 0)
 		goto out;
 	if (cfg.module[0] == '\0' && (r = kr_config_write_softhsm(&p)) != 0)
 		goto out;
@@ -203,7 +204,8 @@ do_init(struct kr_cli *cli, const char *pin_spec, const char *so_spec,
 		goto out;
 	/* The LMDB log: init (verifier key) + key-generate, checkpointed. */
 	if ((r = kr_calog_init(p.log, cfg.audit_origin, key,
-	    cfg.token_audit)) != 0)
+	    cfg.token_audit)) != 0 ||
+	    (r = kr_write_new_file(p.config, yaml, strlen(yaml), 0600)) != 0)
 		goto out;
 	json_object_set_new(report, "state", json_string(p.dir));
 	json_object_set_new(report, "module", json_string(module));

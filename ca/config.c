@@ -328,7 +328,9 @@ kr_config_load(const char *statedir, struct kr_config *c)
 	if (stat(p.dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
 	    stat(p.config, &st) == -1)
 		return kr_errf(KR_ERR_STATE, "%s: not an initialised state "
-		    "directory (run keyroom init)", statedir);
+		    "directory (run keyroom init; a directory left by an "
+		    "interrupted init has no keyroom.yaml: remove it first)",
+		    statedir);
 	if ((r = kr_read_file(p.config, KR_YAML_MAX_BYTES, &buf, &len)) != 0)
 		return r;
 	r = kr_config_parse(KR_CONFIG_FILE, (const char *)buf, len, c);

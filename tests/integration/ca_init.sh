@@ -56,4 +56,10 @@ expect_fail "external: second init refuses existing token labels" \
     "$K" --state "$T/ext2" init --pin "file:$T/pin" --module "$SOFTHSM_MODULE"
 if [ ! -e "$T/ext2" ]; then ok "external: failed init leaves nothing"; else nok "external: ext2 left"; fi
 unset SOFTHSM2_CONF
+
+# A directory without keyroom.yaml (e.g. an interrupted init) is no state.
+mkdir -p "$T/partial/tokens"
+expect_fail "a directory without keyroom.yaml is not a state" \
+    "keyroom: $T/partial: not an initialised state directory \(run keyroom init; a directory left by an interrupted init has no keyroom.yaml: remove it first\): wrong state" \
+    "$K" --state "$T/partial" ca root --pin "file:$T/pin"
 done_testing
