@@ -107,6 +107,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 	struct kr_verify_report rep;
 	struct kr_log *log = NULL;
 	char **notes = NULL, **names = NULL, *vkey = NULL, b64[48];
+	char detail[2048];
 	const char *vkf = NULL;
 	size_t nn = 0, i, len;
 	json_t *j, *types;
@@ -205,8 +206,10 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 		if (r != 0 && j != NULL) {
 			json_object_set_new(j, "error",
 			    json_string(kr_strerror(r)));
-			json_object_set_new(j, "detail",
-			    json_string(kr_err_detail()));
+			(void)snprintf(detail, sizeof(detail), "%s",
+			    kr_err_detail());
+			kr_utf8_sanitize(detail);
+			json_object_set_new(j, "detail", json_string(detail));
 			json_object_set_new(j, "code", json_integer(r));
 			if (rep.bad_index >= 0)
 				json_object_set_new(j, "bad_entry",

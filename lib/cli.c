@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "util.h"
 
 void
 kr_cli_usage(const char *group, const struct kr_cmd *t, void *fp)
@@ -71,12 +72,16 @@ int
 kr_cli_fail(struct kr_cli *cli, int code)
 {
 	const char *d = kr_err_detail();
+	char clean[2048];
 	json_t *j;
 	char *s;
 
 	if (cli != NULL && cli->json) {
+		/* A detail cut mid-character must not lose the JSON. */
+		(void)snprintf(clean, sizeof(clean), "%s", d);
+		kr_utf8_sanitize(clean);
 		j = json_pack("{s:s, s:s, s:i}", "error", kr_strerror(code),
-		    "detail", d, "code", code);
+		    "detail", clean, "code", code);
 		if (j != NULL && (s = json_dumps(j, JSON_COMPACT)) != NULL) {
 			printf("%s\n", s);
 			free(s);

@@ -6,11 +6,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "lib/cli.h"
 #include "lib/util.h"
 #include "lib/yaml.h"
 
@@ -79,12 +83,57 @@ test_utf8_sanitize(void **state)
 	assert_int_equal(kr_utf8_next("", 0, &cp), 0);
 }
 
+/*
+ * Defect: under --json a failure whose detail held a split UTF-8
+ * character (a hostile name cut by "%.40s") printed no JSON at all:
+ * json_pack refused the string and scripts got an empty stdout.
+ */
+static void
+test_cli_fail_json_utf8(void **state)
+{
+	struct kr_cli cli;
+	char path[] = "/tmp/kr-review-cli.XXXXXX", buf[512];
+	json_t *j;
+	json_error_t je;
+	FILE *f;
+	int fd, saved;
+	size_t n;
+
+	(void)state;
+	memset(&cli, 0, sizeof(cli));
+	cli.json = 1;
+	assert_true((fd = mkstemp(path)) >= 0);
+	fflush(stdout);
+	assert_true((saved = dup(STDOUT_FILENO)) >= 0);
+	assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+	(void)kr_errf(KR_ERR_FORMAT, "csr/caf\xc3: bad");
+	assert_int_equal(kr_cli_fail(&cli, KR_ERR_FORMAT),
+	    kr_exit_code(KR_ERR_FORMAT));
+	fflush(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	close(fd);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(path);
+	if ((j = json_loads(buf, 0, &je)) == NULL)
+		fail_msg("no JSON on stdout: '%s'", buf);
+	assert_string_equal(json_string_value(json_object_get(j, "detail")),
+	    "csr/caf?: bad");
+	assert_int_equal(json_integer_value(json_object_get(j, "code")),
+	    KR_ERR_FORMAT);
+	json_decref(j);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_yaml_nul_in_value),
 		cmocka_unit_test(test_utf8_sanitize),
+		cmocka_unit_test(test_cli_fail_json_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
