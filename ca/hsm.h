@@ -95,9 +95,12 @@ const char *kr_hsm_module(const struct kr_hsm *hsm);
 
 /*
  * Initialise a new token with `label` in the first slot holding an
- * uninitialised token (SoftHSM2 always offers one), set the SO PIN and the
- * user PIN. KR_ERR_EXISTS if a token with that label exists; KR_ERR_TOKEN
- * if no free slot. PINs are not kept.
+ * uninitialised token, set the SO PIN and the user PIN. SoftHSM2 offers
+ * a fresh free slot only after C_Initialize, so when none is left the
+ * module is finalized and initialised again - only while this is its one
+ * user in the process and libp11 has not loaded it (init tokens first).
+ * KR_ERR_EXISTS if a token with that label exists; KR_ERR_TOKEN if no free
+ * slot. PINs are not kept.
  */
 int kr_hsm_init_token(struct kr_hsm *hsm, const char *label,
     const char *so_pin, size_t so_pinlen, const char *pin, size_t pinlen)
@@ -113,6 +116,9 @@ int kr_hsm_random_public(struct kr_hsm *hsm, const char *label,
 /*
  * Find the token by label, open a R/W session and log in as user.
  * The PIN is copied into locked memory (for re-login) and wiped on close.
+ * Login state is per process: if the token is already open here, the PIN
+ * is compared with that one (C_Login would accept any), and closing one
+ * handle does not log the others out.
  * Errors: KR_ERR_TOKEN ("token keyroom-root not found in module ..."),
  * KR_ERR_PIN ("token keyroom-root: wrong PIN (CKR_PIN_INCORRECT)").
  */
