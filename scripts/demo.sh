@@ -12,7 +12,8 @@
 #     contract manufacturer's USB stick of CSRs, with bad actors mixed in
 #  5. a signing session opened by two operators' cards: batch sign
 #  6. the report: accepted and rejected devices with reasons
-#  7. the auditor's view: audit verify, the checkpoint as text + QR, export
+#  7. root rotation to a new algorithm, with the devices' update package
+#  8. the auditor's view: audit verify, the checkpoint as text + QR, export
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
@@ -39,12 +40,16 @@ kr -q init --pin "file:$OUT/init.pin"
 echo "state: $S"
 
 step "2. genesis ceremony ($SCR/genesis.yaml)"
-kr --yes ceremony run "$SCR/genesis.yaml" --init-pin "file:$OUT/init.pin" \
+# Everyone compares the script's hash, read aloud as words, with the
+# reviewed copy; the run refuses a script whose hash differs.
+kr ceremony check "$SCR/genesis.yaml" | head -7
+H=$(sha256sum "$SCR/genesis.yaml" | cut -d' ' -f1)
+kr --yes ceremony run "$SCR/genesis.yaml" --expect-sha256 "$H" --init-pin "file:$OUT/init.pin" \
     --cards "$C" --media "$OUT/ceremony-genesis" --no-prompt
 rm -f "$OUT/init.pin"
 echo
-echo "Share cards (one per custodian/operator) are in $C. The first one:"
-cat "$(card root 1)"
+echo "Share cards (text, PNG and SVG; one per custodian/operator) are in $C. The first one:"
+kr -q quorum show-card "file:$(card root 1)"
 
 step "3. intermediate ceremony: two custodians and two operators bring their cards"
 kr --yes ceremony run "$SCR/intermediate.yaml" --no-prompt --media "$OUT/ceremony-intermediate" \
@@ -90,7 +95,17 @@ echo "  $ok verify, $bad fail"
 (cd "$O" && sha256sum --quiet -c SHA256SUMS) && echo "  SHA256SUMS of the output verifies"
 [ "$bad" = 0 ]
 
-step "7. the auditor's view"
+step "7. root rotation (crypto-agility): new P-384 root, cross certificates, CMS update package for devices"
+cp "$S/certs/root.pem" "$OUT/old-root.pem"
+kr -q --yes ceremony run "$SCR/rotation.yaml" --no-prompt --media "$OUT/ceremony-rotation" \
+    --shares "root=file:$(card root 2)" --shares "root=file:$(card root 3)" \
+    --shares "issuing=file:$(card issuing 1)" --shares "issuing=file:$(card issuing 3)" |
+    grep -E "^--- Step|done:" | sed 's/^/  /'
+openssl cms -verify -inform DER -in "$OUT/ceremony-rotation/root-update.p7" -binary \
+    -CAfile "$OUT/old-root.pem" -purpose any -out "$OUT/new-root.der" 2>&1 | sed 's/^/  openssl cms: /'
+echo "  the old root's devices accept the new root: $OUT/ceremony-rotation/root-update.p7"
+
+step "8. the auditor's view"
 kr audit verify
 kr audit checkpoint --qr
 kr -q audit export "$OUT/audit-export" >/dev/null
@@ -101,7 +116,8 @@ step "done in $(( $(date +%s) - t0 ))s"
 cat <<EOT
   state directory         $S
   share cards             $C
-  ceremony transcripts    $OUT/ceremony-genesis, $OUT/ceremony-intermediate
+  ceremony transcripts    $OUT/ceremony-*/
+  root update package     $OUT/ceremony-rotation/root-update.p7
   root / intermediate     $S/certs/root.pem, $S/certs/intermediate.pem
   batch output            $O
   audit export            $OUT/audit-export
