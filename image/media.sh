@@ -63,6 +63,8 @@ cat >"$iso/isolinux/isolinux.cfg" <<EOT
 DEFAULT keyroom
 PROMPT 0
 TIMEOUT 0
+NOESCAPE 1
+ALLOWOPTIONS 0
 LABEL keyroom
   KERNEL /boot/vmlinuz
   INITRD /boot/initrd.gz
