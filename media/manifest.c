@@ -872,6 +872,10 @@ kr_manifest_each(const struct kr_mf_trust *t, const char *name,
 			memcpy(res->dev.manifest, sha256, 32);
 			(void)snprintf(res->message, sizeof(res->message),
 			    "verified");
+		} else if (res->reason == KR_MF_OK) {
+			/* Fail closed: a refusal always carries a reason. */
+			res->reason = KR_MF_MALFORMED;
+			res->dev.nkeys = 0;
 		}
 		json_decref(e);
 		e = NULL;
