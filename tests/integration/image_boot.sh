@@ -337,7 +337,7 @@ read -r r rc tot <"$T/nostate.res"
 [ "$r" != never ] && [ "$rc" = 0 ] && grep -aq 'FATAL: no state disk labelled KEYROOM-STATE' "$T/nostate.log" &&
     grep -aq 'reboot: Power down' "$T/nostate.log" &&
     ok "no state disk: 'FATAL: no state disk labelled KEYROOM-STATE', then power off (${tot}s)" ||
-    { nok "no state disk: fatal and power off (rc $rc)"; tail -8 "$T/nostate.log" | sed 's/^/#   /'; }
+    { nok "no state disk: fatal and power off (rc $rc)"; grep -a -m3 -E 'Kernel panic|FATAL' "$T/nostate.log" | sed 's/^/#   /'; tail -4 "$T/nostate.log" | sed 's/^/#   /'; }
 read -r r rc tot <"$T/badjob.res"
 mcopy -i "$T/badjob.img" -n ::/keyroom-results/results.txt "$T/badjob-results.txt" 2>/dev/null
 if [ "$rc" = 0 ] && grep -qx 'job.name=shmediaevilsh' "$T/badjob-results.txt" &&
@@ -346,6 +346,7 @@ if [ "$rc" = 0 ] && grep -qx 'job.name=shmediaevilsh' "$T/badjob-results.txt" &&
 	ok "stick naming an unknown job: refused (job=fail unknown-job), no step run, power off"
 else
 	nok "unknown job refused (rc $rc)"; sed 's/^/#   /' "$T/badjob-results.txt" 2>/dev/null | tail -5
+	grep -a -m3 -E 'Kernel panic|FATAL' "$T/badjob.log" | sed 's/^/#   /'
 fi
 debugfs -R 'stat /evil' "$T/state-badjob.img" 2>&1 | grep -q 'File not found' &&
     ok "nothing from the stick was executed (/state/evil absent)" || nok "the stick's evil.sh ran"
@@ -387,7 +388,8 @@ media_check() { # NAME DESCRIPTION LOG-REGEX
 	if [ -n "$r" ] && [ "$r" != never ] && grep -aq "$3" "$T/$1.log"; then
 		ok "$2 reaches the ready marker (${r}s)"
 	else
-		nok "$2"; tail -12 "$T/$1.log" | sed 's/^/#   /'
+		nok "$2"; grep -a -m3 -E 'Kernel panic|FATAL' "$T/$1.log" | sed 's/^/#   /'
+		tail -8 "$T/$1.log" | sed 's/^/#   /'
 	fi
 }
 if [ "$have_ovmf" = 1 ]; then
