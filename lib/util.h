@@ -64,6 +64,18 @@ size_t kr_utf8_next(const char *s, size_t n, uint32_t *cp);
  */
 void kr_utf8_sanitize(char *s);
 
+/*
+ * Strict decode (lib/b64.c) of in[0..len): url = 0, the standard alphabet
+ * padded to a multiple of 4; url = 1, base64url without padding. Refuses
+ * other characters, whitespace, impossible lengths, wrong padding and
+ * non-zero unused bits (one value, one text). *out is malloc'd (free();
+ * a 1-byte buffer for empty input), *outlen set. KR_ERR_FORMAT,
+ * KR_ERR_TOO_LARGE (over KR_B64_DECODE_MAX), KR_ERR_ALLOC.
+ */
+#define KR_B64_DECODE_MAX ((size_t)1 << 30)
+int kr_b64_decode_alloc(const char *in, size_t len, int url, uint8_t **out,
+    size_t *outlen) KR_WUR;
+
 /* SHA-256 of a buffer. */
 void kr_sha256(const void *data, size_t len, uint8_t out[32]);
 

@@ -127,6 +127,46 @@ test_cli_fail_json_utf8(void **state)
 	json_decref(j);
 }
 
+/* The one strict base64 decoder (folded from audit/ and media/). */
+static void
+test_b64_strict(void **state)
+{
+	static const struct {
+		const char *in;
+		int url, ok;
+		size_t n;
+	} c[] = {
+		{ "", 0, 1, 0 }, { "", 1, 1, 0 },
+		{ "AAAA", 0, 1, 3 }, { "AA==", 0, 1, 1 }, { "AAA=", 0, 1, 2 },
+		{ "AB==", 0, 0, 0 },		/* unused bits set */
+		{ "AA", 0, 0, 0 },		/* standard: unpadded */
+		{ "A===", 0, 0, 0 }, { "AA=A", 0, 0, 0 }, { "A", 1, 0, 0 },
+		{ " AAA", 0, 0, 0 }, { "AAA\n", 0, 0, 0 },
+		{ "-_8", 1, 1, 2 }, { "-_8=", 1, 0, 0 }, { "+/8=", 1, 0, 0 },
+		{ "-_8=", 0, 0, 0 }, { "AB", 1, 0, 0 }, { "AA", 1, 1, 1 },
+	};
+	uint8_t *out;
+	size_t i, n;
+	int r;
+
+	(void)state;
+	for (i = 0; i < KR_ARRAY_SIZE(c); i++) {
+		r = kr_b64_decode_alloc(c[i].in, strlen(c[i].in), c[i].url,
+		    &out, &n);
+		if (c[i].ok) {
+			if (r != 0 || n != c[i].n)
+				fail_msg("'%s' (url %d): r=%d n=%zu", c[i].in,
+				    c[i].url, r, n);
+			free(out);
+		} else {
+			if (r != KR_ERR_FORMAT)
+				fail_msg("'%s' (url %d) accepted", c[i].in,
+				    c[i].url);
+			assert_null(out);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -134,6 +174,7 @@ main(void)
 		cmocka_unit_test(test_yaml_nul_in_value),
 		cmocka_unit_test(test_utf8_sanitize),
 		cmocka_unit_test(test_cli_fail_json_utf8),
+		cmocka_unit_test(test_b64_strict),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
