@@ -573,10 +573,16 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	char ser[80];
 	int r;
 
+	double t = kr_now();
+
+	/* KEYROOM_BATCH_TIMING: seconds per phase, summed over chunks. */
+#define PHASE(k) do { double t1 = kr_now(); b->phase[k] += t1 - t; \
+	t = t1; } while (0)
 	for (i = 0; i < n; i++)
 		v[i] = &reqs[i];
 	/* 1. parse + proof of possession, in parallel */
 	parallel(b, w_parse, v, n);
+	PHASE(0);
 	/* 2. facts + decision (serial: LMDB reads, in-run state) */
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
 		return r;
@@ -592,7 +598,9 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	for (i = nv = 0; i < n; i++)
 		if (reqs[i].state == REQ_ACCEPTED)
 			v[nv++] = &reqs[i];
+	PHASE(1);
 	parallel(b, w_prepare, v, nv);
+	PHASE(2);
 	/* 4. intents and rejections committed before anything is signed */
 	for (i = 0; i < n; i++) {
 		struct req *q = &reqs[i];
@@ -630,7 +638,9 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	for (i = nv = 0; i < n; i++)
 		if (reqs[i].state == REQ_ACCEPTED)
 			v[nv++] = &reqs[i];
+	PHASE(3);
 	parallel(b, w_sign, v, nv);
+	PHASE(4);
 	kr_media_crash_point("chunk: signed");
 	/* 6. issued entries + checkpoint in one transaction */
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
@@ -681,10 +691,13 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 		if ((reqs[i].state == REQ_ACCEPTED && reqs[i].err == 0) ||
 		    reqs[i].state == REQ_REUSED)
 			v[nv++] = &reqs[i];
+	PHASE(5);
 	parallel(b, w_write, v, nv);
+	PHASE(6);
 	for (i = 0; i < n; i++)
 		if ((r = kr_batch_emit(b, &reqs[i])) != 0)
 			goto out;
+	PHASE(7);
 	kr_media_crash_point("chunk: output written");
 	kr_batch_drop_map(b);
 	r = 0;
@@ -892,6 +905,12 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	if (o->progress)
 		kr_progress_finish(&prog);
 	res->seconds = kr_now() - t0;
+	if (getenv("KEYROOM_BATCH_TIMING") != NULL)
+		fprintf(stderr, "keyroom: phase seconds: parse %.2f, decide "
+		    "%.2f, build %.2f, intents %.2f, sign %.2f, issued %.2f, "
+		    "files %.2f, records %.2f\n", b->phase[0], b->phase[1],
+		    b->phase[2], b->phase[3], b->phase[4], b->phase[5],
+		    b->phase[6], b->phase[7]);
 	if ((r = end_batch(b)) != 0)
 		goto out;
 	kr_media_crash_point("batch: end committed");

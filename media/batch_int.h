@@ -118,6 +118,7 @@ struct batch {
 	char *note;			/* latest signed checkpoint */
 	json_t *prevrec;		/* batch record of an earlier run */
 	unsigned long map_lo, map_len;	/* the LMDB map (see find_map) */
+	double phase[8];		/* seconds per phase (timing) */
 };
 
 /* batch_req.c */
