@@ -279,8 +279,27 @@ kr_registry_put(MDB_txn *txn, MDB_dbi dbi, const struct kr_device *d,
 	*added = 0;
 	r = kr_registry_get(txn, dbi, d->unique_id, &old);
 	if (r == 0) {
-		if (memcmp(old.content, d->content, 32) == 0)
+		if (memcmp(old.content, d->content, 32) == 0 &&
+		    memcmp(old.signer, d->signer, 32) == 0)
 			return 0;	/* the same chip again: no-op */
+		if (memcmp(old.content, d->content, 32) == 0) {
+			/*
+			 * The same chip, now vouched for by another signer
+			 * (a re-signed manifest): the latest verified import
+			 * is the one the policy's pinned signers are checked
+			 * against. Keys are equal, so the index stands.
+			 */
+			if ((r = encode(d, rec, sizeof(rec), &reclen)) != 0 ||
+			    (r = dkey(d->unique_id, kb, sizeof(kb), &k)) != 0)
+				return r;
+			v.mv_data = rec;
+			v.mv_size = reclen;
+			if ((r = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+				return r == MDB_MAP_FULL ? kr_errf(
+				    KR_ERR_MAP_FULL, "registry") : kr_err_lmdb(r,
+				    "registry put %s", d->unique_id);
+			return 0;
+		}
 		kr_hex(old.manifest, 8, hx);
 		return kr_errf(KR_ERR_EXISTS, "device %s is already recorded "
 		    "(from manifest %s...) with different content (part or "

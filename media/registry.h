@@ -20,8 +20,10 @@
 
 /*
  * Record d. *added = 1 if new, 0 if the same content was already there
- * (no-op). KR_ERR_EXISTS (message names both manifests) if the uniqueId
- * or one of its keys is recorded with different content. KR_ERR_LMDB.
+ * (no-op; if another signer vouches for it now, the record takes the new
+ * signer and manifest hash: the policy decision checks the signer).
+ * KR_ERR_EXISTS (message names both manifests) if the uniqueId or one of
+ * its keys is recorded with different content. KR_ERR_LMDB.
  */
 int kr_registry_put(MDB_txn *txn, MDB_dbi dbi, const struct kr_device *d,
     int *added) KR_WUR;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -21,6 +22,7 @@
 
 #include "lib/util.h"
 #include "media/manifest.h"
+#include "media/registry.h"
 #include "policy/policy.h"
 
 /* One flattened JWS with the given protected header JSON. */
@@ -284,6 +286,57 @@ test_decide_requires_pinned_signer(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * Follow-up of the pinned-signer rule: the same chip re-signed by another
+ * (pinned) signer was a no-op in the registry, so a device imported under
+ * a signer later unpinned stayed uncertifiable for good.
+ */
+static void
+test_registry_resigned_takes_new_signer(void **state)
+{
+	char dir[] = "/tmp/kr-review-reg.XXXXXX", cmd[64];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct kr_device d, got;
+	int added;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, KR_REGISTRY_DBI, MDB_CREATE, &dbi),
+	    0);
+	memset(&d, 0, sizeof(d));
+	strcpy(d.unique_id, "0123456789abcdef01");
+	strcpy(d.model, "ATECC608B");
+	strcpy(d.part_number, "P1");
+	memset(d.content, 0x11, 32);
+	memset(d.signer, 0xaa, 32);
+	memset(d.manifest, 0x01, 32);
+	assert_int_equal(kr_registry_put(txn, dbi, &d, &added), 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(kr_registry_put(txn, dbi, &d, &added), 0);
+	assert_int_equal(added, 0);
+	memset(d.signer, 0xbb, 32);	/* re-signed, same content */
+	memset(d.manifest, 0x02, 32);
+	assert_int_equal(kr_registry_put(txn, dbi, &d, &added), 0);
+	assert_int_equal(added, 0);
+	assert_int_equal(kr_registry_get(txn, dbi, d.unique_id, &got), 0);
+	assert_memory_equal(got.signer, d.signer, 32);
+	assert_memory_equal(got.manifest, d.manifest, 32);
+	/* Other content is still refused. */
+	memset(d.content, 0x22, 32);
+	assert_int_equal(kr_registry_put(txn, dbi, &d, &added),
+	    KR_ERR_EXISTS);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -292,6 +345,7 @@ main(void)
 		cmocka_unit_test(test_es256_is_p256_only),
 		cmocka_unit_test(test_verdict_message_utf8),
 		cmocka_unit_test(test_decide_requires_pinned_signer),
+		cmocka_unit_test(test_registry_resigned_takes_new_signer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
