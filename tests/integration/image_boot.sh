@@ -269,6 +269,20 @@ if [ "$(val step.audit_export)" = ok ]; then
 		"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" >"$T/av" 2>&1 &&
 		    ok "host: keyroom audit verify accepts the exported log" ||
 		    { nok "host: audit verify of the export"; sed 's/^/#   /' "$T/av" | head -5; }
+		# The batch checkpoint's Ed25519 signature, checked with OpenSSL
+		# alone: vkey = name+keyid+base64(0x01||key); the signed message
+		# is the note text before the blank line.
+		if [ -n "${O:-}" ] && [ -f "$O/checkpoint" ]; then
+			vk=$(cat "$R/keyroom-audit/vkey")
+			{ printf '\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00'
+			  echo "${vk##*+}" | base64 -d | tail -c 32; } >"$T/ed.der"
+			sed '/^$/,$d' "$O/checkpoint" >"$T/note.msg"
+			grep '^— ' "$O/checkpoint" | head -1 | awk '{ print $3 }' | base64 -d | tail -c 64 >"$T/note.sig"
+			openssl pkeyutl -verify -pubin -keyform DER -inkey "$T/ed.der" -rawin -in "$T/note.msg" \
+			    -sigfile "$T/note.sig" >/dev/null 2>&1 &&
+			    ok "host: batch checkpoint signature verifies with openssl pkeyutl (Ed25519, exported vkey)" ||
+			    nok "host: checkpoint signature (openssl pkeyutl)"
+		fi
 		if [ -n "${O:-}" ] && [ -f "$O/checkpoint" ]; then
 			"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" --checkpoint "$O/checkpoint" \
 			    >"$T/av2" 2>&1 && ok "host: the exported log extends the batch's checkpoint" ||
