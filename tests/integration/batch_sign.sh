@@ -103,9 +103,23 @@ check "no certificate for the over-quota devices" test -z "$(ls -A "$T/f3/media/
 "$KEYROOM" --state "$S" --json batch sign "$T/f4/media" --pin "file:$S.pin" >/dev/null 2>&1; rc=$?
 check "a device certified in an earlier batch is refused (already-certified)" sh -c \
     "[ $rc -eq 4 ] && grep -q already-certified '$T/f4/media/keyroom-out/lot-0004/report.json'"
+# --- 5. progress bar on a terminal (count, rate, ETA), silent otherwise
+"$TOOLS/fleetsim" --out "$T/f5" --seed 11 --start 300 --devices 3 --quota 14 \
+    --signer "$T/f1" --manifest-on-media --batch-id lot-0005 >/dev/null
+if command -v script >/dev/null; then
+	script -qec "'$KEYROOM' --state '$S' batch sign '$T/f5/media' --chunk 1 --pin 'file:$S.pin'" /dev/null \
+	    >"$T/tty.out" 2>&1
+	check "progress bar with count, rate and ETA on a terminal" grep -Eq 'signing \[#+\.*\] [0-9]+/3 +[0-9]+/s +ETA' "$T/tty.out"
+else
+	skip "progress bar on a terminal" "no script(1)"
+fi
+"$TOOLS/fleetsim" --out "$T/f6" --seed 11 --start 400 --devices 1 --quota 14 \
+    --signer "$T/f1" --manifest-on-media --batch-id lot-0006 >/dev/null
+"$KEYROOM" --state "$S" batch sign "$T/f6/media" --pin "file:$S.pin" >/dev/null 2>"$T/quiet.err"
+check "no progress output when stderr is not a terminal" test ! -s "$T/quiet.err"
 check "batch list --json: lot-0001 done, quota 14 used" python3 -c '
 import json,sys; j=json.loads(sys.argv[1])
 assert j["batches"]["lot-0001"]["state"]=="done" and j["batches"]["lot-0001"]["issued"]==10
-assert j["quota"]["cm-fleetsim"]==14, j["quota"]' "$("$KEYROOM" --state "$S" --json batch list)"
+assert j["quota"]["cm-fleetsim"]==14, j["quota"]  # lot-0005/6: over quota' "$("$KEYROOM" --state "$S" --json batch list)"
 check "keyroom audit verify still passes" "$KEYROOM" --state "$S" audit verify
 done_testing
