@@ -709,10 +709,21 @@ kr_policy_subject(const struct kr_policy *p, const struct kr_device *d,
 			vl = 8;
 		}
 		if (val != NULL) {
-			if (o + strlen(val) >= outlen)
-				goto toolong;
-			memcpy(out + o, val, strlen(val));
-			o += strlen(val);
+			/*
+			 * Values come from the (vendor-signed) manifest:
+			 * escape RFC 4514 specials so "M, O=X" stays one
+			 * attribute value instead of adding an RDN.
+			 */
+			for (; *val != '\0'; val++) {
+				if (strchr(",\\+\"<>;=", *val) != NULL) {
+					if (o + 1 >= outlen)
+						goto toolong;
+					out[o++] = '\\';
+				}
+				if (o + 1 >= outlen)
+					goto toolong;
+				out[o++] = *val;
+			}
 			s += vl;
 			continue;
 		}
@@ -735,7 +746,8 @@ kr_pol_template_cn(const struct kr_policy *p, const struct kr_device *d,
     char *out, size_t outlen)
 {
 	char subj[KR_POLICY_SUBJECT_MAX];
-	const char *c, *e;
+	const char *c;
+	size_t n;
 	int r;
 
 	if ((r = kr_policy_subject(p, d, subj, sizeof(subj))) != 0)
@@ -748,12 +760,17 @@ kr_pol_template_cn(const struct kr_policy *p, const struct kr_device *d,
 		c += 5;
 	else
 		return kr_errf(KR_ERR_CONFIG, "subject has no CN");
-	if ((e = strchr(c, ',')) == NULL)
-		e = c + strlen(c);
-	if ((size_t)(e - c) >= outlen)
-		return kr_errf(KR_ERR_TOO_LARGE, "CN");
-	memcpy(out, c, (size_t)(e - c));
-	out[e - c] = '\0';
+	/* Up to an unescaped ',', unescaping as the subject parser does. */
+	for (n = 0; *c != '\0' && *c != ','; c++) {
+		if (*c == '\\' && c[1] != '\0')
+			c++;
+		if (n + 1 >= outlen)
+			return kr_errf(KR_ERR_TOO_LARGE, "CN");
+		out[n++] = *c;
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
 	return 0;
 }
 

@@ -126,9 +126,19 @@ cert_pem(EVP_PKEY *k)
 	return out;
 }
 
+static int policy_with_subject(const char *pem, const char *subject,
+    struct kr_policy **p);
+
 /* A policy whose only signer is the PEM text. */
 static int
 policy_with_signer(const char *pem, struct kr_policy **p)
+{
+	return policy_with_subject(pem, "CN=sn${UNIQUEID}", p);
+}
+
+static int
+policy_with_subject(const char *pem, const char *subject,
+    struct kr_policy **p)
 {
 	char buf[4096], ind[3000];
 	size_t i, o = 0;
@@ -143,8 +153,8 @@ policy_with_signer(const char *pem, struct kr_policy **p)
 	ind[o] = '\0';
 	snprintf(buf, sizeof(buf), "version: 1\nsigners:\n  - pem: |\n%s"
 	    "parts:\n  - part_number: P1\nprofiles: [device]\n"
-	    "subject: \"CN=sn${UNIQUEID}\"\nmanufacturers:\n"
-	    "  - id: cm1\n    quota: 5\n    parts: [P1]\n", ind);
+	    "subject: \"%s\"\nmanufacturers:\n"
+	    "  - id: cm1\n    quota: 5\n    parts: [P1]\n", ind, subject);
 	return kr_policy_parse("p.yaml", buf, strlen(buf), NULL, p);
 }
 
@@ -337,6 +347,54 @@ test_registry_resigned_takes_new_signer(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * Defect: ${MODEL} / ${PART} were pasted into the subject unescaped; the
+ * subject is split on ',' (batch), so a signed model "M, O=Evil" added
+ * an O= attribute to the certificate, and in "O=${MODEL}, CN=..." a
+ * model "a, CN=z" made the CSR's CN check compare against "z".
+ */
+static void
+test_subject_values_escaped(void **state)
+{
+	struct kr_policy *pol = NULL;
+	struct kr_device d;
+	struct kr_request rq;
+	struct kr_verdict v;
+	EVP_PKEY *k;
+	char *pem, out[512];
+
+	(void)state;
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	pem = cert_pem(k);
+	memset(&d, 0, sizeof(d));
+	strcpy(d.unique_id, "0123456789abcdef01");
+	strcpy(d.model, "M, O=Evil");
+	strcpy(d.part_number, "P1");
+	assert_int_equal(policy_with_subject(pem,
+	    "CN=sn${UNIQUEID}, OU=${MODEL}", &pol), 0);
+	assert_int_equal(kr_policy_subject(pol, &d, out, sizeof(out)), 0);
+	assert_string_equal(out, "CN=sn0123456789ABCDEF01, OU=M\\, O\\=Evil");
+	kr_policy_free(pol);
+	pol = NULL;
+	/* The CN the CSR is held to is the template's, not an injected one. */
+	assert_int_equal(policy_with_subject(pem,
+	    "O=${MODEL}, CN=sn${UNIQUEID}", &pol), 0);
+	strcpy(d.model, "a, CN=z");
+	memcpy(d.signer, kr_policy_trust(pol)->signers[0].sha256, 32);
+	memset(&rq, 0, sizeof(rq));
+	rq.manufacturer = "cm1";
+	rq.pkey = k;
+	rq.pop_ok = 1;
+	rq.dev = &d;
+	rq.cn = "z";
+	assert_int_equal(kr_policy_decide(pol, &rq, &v), KR_DEC_CN_MISMATCH);
+	rq.cn = "sn0123456789ABCDEF01";
+	assert_int_equal(kr_policy_decide(pol, &rq, &v), KR_DEC_NO_KEY);
+	kr_policy_free(pol);
+	free(pem);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -346,6 +404,7 @@ main(void)
 		cmocka_unit_test(test_verdict_message_utf8),
 		cmocka_unit_test(test_decide_requires_pinned_signer),
 		cmocka_unit_test(test_registry_resigned_takes_new_signer),
+		cmocka_unit_test(test_subject_values_escaped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
