@@ -65,6 +65,19 @@ for ko in $(find "$T/x" -name '*.ko'); do
 done
 [ "$nmod" -gt 10 ] && [ "$nsig" = "$nmod" ] && ok "all $nmod modules keep their signatures" ||
     nok "module signatures: $nsig of $nmod"
+# runas, the privilege drop every keyroom command goes through (run here
+# from the extracted initramfs; it is static).
+RA="$T/x/usr/libexec/keyroom/runas"
+expect_fail "runas refuses uid 0" 'usage: runas UID GID' "$RA" 0 0 /usr/bin/id
+expect_fail "runas refuses a relative program" 'usage: runas UID GID' "$RA" 1000 1000 id
+expect_fail "runas refuses a non-numeric uid" 'usage: runas UID GID' "$RA" 1000x 1000 /usr/bin/id
+if [ "$(id -u)" = 0 ]; then
+	[ "$("$RA" 1000 1000 /usr/bin/id -u)" = 1000 ] && [ "$("$RA" 1000 1000 /usr/bin/id -G)" = 1000 ] &&
+	    "$RA" 1000 1000 /usr/bin/grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status &&
+	    ok "runas: uid 1000, only group 1000, no_new_privs" || nok "runas drops privileges"
+else
+	skip "runas privilege drop" "needs root on the host"
+fi
 grep -q 'lockdown=confidentiality module.sig_enforce=1 panic=10 oops=panic' "$IMG/cmdline" &&
     ok "hardened kernel command line" || nok "kernel command line: $(cat "$IMG/cmdline")"
 
