@@ -273,7 +273,7 @@ kr_registry_put(MDB_txn *txn, MDB_dbi dbi, const struct kr_device *d,
 	size_t reclen = 0;
 	uint8_t ib[34];
 	MDB_val k, v;
-	size_t i;
+	size_t i, j;
 	int r;
 
 	*added = 0;
@@ -316,10 +316,18 @@ kr_registry_put(MDB_txn *txn, MDB_dbi dbi, const struct kr_device *d,
 			    v.mv_size), (const char *)v.mv_data);
 		if (r != MDB_NOTFOUND)
 			return kr_err_lmdb(r, "registry key lookup");
-		/* the same key twice within one entry */
+		/* the same kid or key twice within one entry */
 		if (kr_device_key(d, d->keys[i].kid) != &d->keys[i])
 			return kr_errf(KR_ERR_EXISTS, "device %s: kid %s "
 			    "twice", d->unique_id, d->keys[i].kid);
+		for (j = 0; j < i; j++)
+			if (d->keys[j].spki_len == d->keys[i].spki_len &&
+			    memcmp(d->keys[j].spki, d->keys[i].spki,
+			    d->keys[i].spki_len) == 0)
+				return kr_errf(KR_ERR_EXISTS, "device %s: two "
+				    "keys are equal (kid %s, kid %s)",
+				    d->unique_id, d->keys[j].kid,
+				    d->keys[i].kid);
 	}
 	if ((r = encode(d, rec, sizeof(rec), &reclen)) != 0)
 		return r;

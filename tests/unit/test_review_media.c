@@ -341,6 +341,25 @@ test_registry_resigned_takes_new_signer(void **state)
 	memset(d.content, 0x22, 32);
 	assert_int_equal(kr_registry_put(txn, dbi, &d, &added),
 	    KR_ERR_EXISTS);
+	/*
+	 * Defect: an entry listing one key under two kids was refused only
+	 * after its record and first key row were written, so the caller
+	 * reported it refused while the registry held it.
+	 */
+	strcpy(d.unique_id, "0123456789abcdef02");
+	d.nkeys = 2;
+	strcpy(d.keys[0].kid, "0");
+	strcpy(d.keys[1].kid, "1");
+	memset(d.keys[0].spki, 0x5a, 91);
+	memset(d.keys[1].spki, 0x5a, 91);
+	d.keys[0].spki_len = d.keys[1].spki_len = 91;
+	assert_int_equal(kr_registry_put(txn, dbi, &d, &added),
+	    KR_ERR_EXISTS);
+	assert_int_equal(added, 0);
+	assert_int_equal(kr_registry_get(txn, dbi, d.unique_id, &got),
+	    KR_ERR_NOT_FOUND);
+	assert_int_equal(kr_registry_find_key(txn, dbi, d.keys[0].spki, 91,
+	    &got, NULL), KR_ERR_NOT_FOUND);
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
