@@ -9,7 +9,7 @@
 
 #include "err.h"
 
-static char detail[2048];
+static __thread char detail[2048];	/* per thread: batch workers report in parallel */
 
 const char *
 kr_strerror(int code)

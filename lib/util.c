@@ -171,17 +171,49 @@ kr_write_new_file(const char *path, const void *data, size_t len,
 		    path);
 	if ((r = write_tmp(path, data, len, mode, tmp, sizeof(tmp))) != 0)
 		return r;
-	/* link(2) never replaces an existing file. */
-	if (link(tmp, path) == -1) {
-		if (errno == EEXIST)
-			r = kr_errf(KR_ERR_EXISTS,
-			    "%s: refusing to overwrite", path);
-		else
-			r = kr_err_sys("%s", path);
+	/*
+	 * Never replace an existing file: renameat2(RENAME_NOREPLACE) where
+	 * the file system has it, else link(2) (ext4 without the flag, tmpfs
+	 * on old kernels). FAT has neither hard links nor, on some kernels,
+	 * the flag: there the name is checked and a plain rename follows;
+	 * the appliance is the only writer of its output directories.
+	 */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return kr_fsync_dir(dir);
+	if (errno == EEXIST) {
+		(void)unlink(tmp);
+		return kr_errf(KR_ERR_EXISTS, "%s: refusing to overwrite",
+		    path);
+	}
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+		r = kr_err_sys("%s", path);
 		(void)unlink(tmp);
 		return r;
 	}
-	(void)unlink(tmp);
+	if (link(tmp, path) == 0) {
+		(void)unlink(tmp);
+		return kr_fsync_dir(dir);
+	}
+	if (errno == EEXIST) {
+		(void)unlink(tmp);
+		return kr_errf(KR_ERR_EXISTS, "%s: refusing to overwrite",
+		    path);
+	}
+	if (errno != EPERM && errno != EOPNOTSUPP) {
+		r = kr_err_sys("%s", path);
+		(void)unlink(tmp);
+		return r;
+	}
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		(void)unlink(tmp);
+		return kr_errf(KR_ERR_EXISTS, "%s: refusing to overwrite",
+		    path);
+	}
+	if (rename(tmp, path) == -1) {
+		r = kr_err_sys("%s", path);
+		(void)unlink(tmp);
+		return r;
+	}
 	return kr_fsync_dir(dir);
 }
 
