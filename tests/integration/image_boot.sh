@@ -287,8 +287,9 @@ if [ "$(val step.audit_export)" = ok ]; then
 		# is the note text before the blank line.
 		if [ -n "${O:-}" ] && [ -f "$O/checkpoint" ]; then
 			vk=$(cat "$R/keyroom-audit/vkey")
+			vk=${vk#*+}; vk=${vk#*+}	# name+keyid+key; the key may hold '+'
 			{ printf '\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00'
-			  echo "${vk##*+}" | base64 -d | tail -c 32; } >"$T/ed.der"
+			  echo "$vk" | base64 -d | tail -c 32; } >"$T/ed.der"
 			sed '/^$/,$d' "$O/checkpoint" >"$T/note.msg"
 			grep '^— ' "$O/checkpoint" | head -1 | awk '{ print $3 }' | base64 -d | tail -c 64 >"$T/note.sig"
 			openssl pkeyutl -verify -pubin -keyform DER -inkey "$T/ed.der" -rawin -in "$T/note.msg" \
