@@ -114,6 +114,13 @@ png_emit(FILE *f, const QRcode *q, int scale, png_bytep row)
 int
 kr_qr_write_png(const char *path, const char *text, int scale)
 {
+	return kr_qr_write_png_mode(path, text, scale, 0644);
+}
+
+int
+kr_qr_write_png_mode(const char *path, const char *text, int scale,
+    mode_t mode)
+{
 	QRcode *q = NULL;
 	png_bytep row = NULL;
 	FILE *f = NULL;
@@ -129,7 +136,7 @@ kr_qr_write_png(const char *path, const char *text, int scale)
 		goto out;
 	}
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0644)) < 0) {
+	    O_CLOEXEC, mode)) < 0) {
 		r = errno == EEXIST ? kr_errf(KR_ERR_EXISTS, "%s: exists",
 		    path) : kr_err_sys("%s", path);
 		goto out;

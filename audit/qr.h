@@ -11,6 +11,7 @@
 #define KR_QR_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 #include "lib/err.h"
@@ -28,6 +29,13 @@ int kr_qr_print_terminal(FILE *f, const char *text) KR_WUR;
  * (KR_ERR_EXISTS).
  */
 int kr_qr_write_png(const char *path, const char *text, int scale) KR_WUR;
+/*
+ * The same, the file created with `mode` from the start (O_CREAT|O_EXCL,
+ * e.g. 0600 for share cards: never readable by others, not even briefly;
+ * the umask may only narrow it).
+ */
+int kr_qr_write_png_mode(const char *path, const char *text, int scale,
+    mode_t mode) KR_WUR;
 
 /*
  * SVG text of the code (malloc'd, NUL-terminated; free()), `scale`

@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "audit/signer_hsm.h"
+#include "ca/ca_int.h"
 #include "ca/calog.h"
 #include "lib/util.h"
 
@@ -41,22 +44,6 @@ serial_hex(const uint8_t *b, size_t len, char out[41])
 	for (p = full; *p == '0' && p[1] != '\0'; p++)
 		;
 	return kr_snprintf(out, 41, "%s", p);
-}
-
-static int
-cert_serial_hex(const X509 *x, char out[41])
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	uint8_t b[20];
-	int n;
-
-	if (bn == NULL || (n = BN_num_bytes(bn)) < 1 || n > 20) {
-		BN_free(bn);
-		return kr_errf(KR_ERR_FORMAT, "certificate serial");
-	}
-	(void)BN_bn2bin(bn, b);
-	BN_free(bn);
-	return serial_hex(b, (size_t)n, out);
 }
 
 int
@@ -129,47 +116,6 @@ kr_calog_keygen(struct kr_calog *cl, const char *token, const char *label,
 		return r;
 	}
 	return kr_ltx_commit(ltx, &cl->signer, NULL);
-}
-
-int
-kr_calog_cert(struct kr_calog *cl, const X509 *x)
-{
-	struct kr_cert_intent ci;
-	struct kr_cert_issued is;
-	struct kr_ltx *ltx = NULL;
-	uint8_t *tbs = NULL, *der = NULL;
-	char serial[41];
-	int tlen, dlen, r;
-
-	memset(&ci, 0, sizeof(ci));
-	memset(&is, 0, sizeof(is));
-	if ((tlen = i2d_re_X509_tbs((X509 *)(uintptr_t)x, &tbs)) <= 0 ||
-	    (dlen = i2d_X509(x, &der)) <= 0) {
-		r = kr_err_ssl("certificate encoding");
-		goto out;
-	}
-	if ((r = cert_serial_hex(x, serial)) != 0)
-		goto out;
-	ci.issuer = cl->issuer;
-	ci.serial = serial;
-	kr_sha256(tbs, (size_t)tlen, ci.tbs_sha256);
-	ci.profile = cl->profile;
-	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
-		goto out;
-	if ((r = kr_log_intent(ltx, cl->actor, &ci, &is.intent)) != 0)
-		goto fail;
-	is.der = der;
-	is.der_len = (size_t)dlen;
-	if ((r = kr_log_issued(ltx, cl->actor, &is, NULL)) != 0)
-		goto fail;
-	r = kr_ltx_commit(ltx, &cl->signer, NULL);
-	goto out;
- fail:
-	kr_ltx_abort(ltx);
- out:
-	OPENSSL_free(tbs);
-	OPENSSL_free(der);
-	return r;
 }
 
 /* Hook: the intent (serial + TBS hash) is committed before signing. */
@@ -260,6 +206,274 @@ kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *h)
 	h->issued = hook_issued;
 	h->abandoned = hook_abandoned;
 	h->arg = cl;
+}
+
+/* ---- CA certificates: log before release ---------------------------- */
+
+#define CAPREP_NO_EXPIRY "99991231235959Z"
+
+static int
+caprep_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *e;
+	int ok;
+
+	if ((e = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
+		return kr_err_ssl("extension %s = %s", OBJ_nid2sn(nid), value);
+	ok = X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	if (!ok)
+		return kr_err_ssl("adding %s", OBJ_nid2sn(nid));
+	return 0;
+}
+
+/* Serial and validity exactly as ca/cert.c sets them. */
+static int
+caprep_serial_validity(X509 *x, const struct kr_profile *prof,
+    const uint8_t serial[KR_SERIAL_LEN], time_t now)
+{
+	ASN1_TIME *nb = NULL, *na = NULL;
+	ASN1_INTEGER *ai = NULL;
+	BIGNUM *bn = NULL;
+	int r = 0;
+
+	if ((bn = BN_bin2bn(serial, KR_SERIAL_LEN, NULL)) == NULL ||
+	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    !X509_set_serialNumber(x, ai) ||
+	    (nb = ASN1_TIME_adj(NULL, now, 0, 0)) == NULL) {
+		r = kr_err_ssl("serial / notBefore");
+		goto out;
+	}
+	if (prof->validity_days == KR_VALIDITY_NO_EXPIRY) {
+		if ((na = ASN1_GENERALIZEDTIME_new()) == NULL ||
+		    !ASN1_GENERALIZEDTIME_set_string(na, CAPREP_NO_EXPIRY))
+			r = kr_err_ssl("notAfter");
+	} else if ((na = ASN1_TIME_adj(NULL, now, prof->validity_days,
+	    0)) == NULL)
+		r = kr_err_ssl("notAfter");
+	if (r == 0 && (!X509_set1_notBefore(x, nb) ||
+	    !X509_set1_notAfter(x, na)))
+		r = kr_err_ssl("validity");
+ out:
+	ASN1_TIME_free(nb);
+	ASN1_TIME_free(na);
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	return r;
+}
+
+static int
+caprep_build(const struct kr_profile *prof, const X509_NAME *subj,
+    EVP_PKEY *pub, const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
+    time_t now, X509 **out)
+{
+	X509V3_CTX ctx;
+	X509 *x = NULL;
+	char buf[KR_URL_MAX + 32];
+	int r;
+
+	*out = NULL;
+	if ((x = X509_new()) == NULL || !X509_set_version(x, 2) ||
+	    !X509_set_subject_name(x, (X509_NAME *)(uintptr_t)subj) ||
+	    !X509_set_issuer_name(x, issuer != NULL ?
+	    X509_get_subject_name(issuer) : (X509_NAME *)(uintptr_t)subj) ||
+	    !X509_set_pubkey(x, pub)) {
+		r = kr_err_ssl("building certificate");
+		goto out;
+	}
+	if ((r = caprep_serial_validity(x, prof, serial, now)) != 0)
+		goto out;
+	X509V3_set_ctx(&ctx, issuer != NULL ? (X509 *)(uintptr_t)issuer : x,
+	    x, NULL, NULL, 0);
+	if ((r = caprep_ext(x, &ctx, NID_basic_constraints, issuer == NULL ?
+	    "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0")) != 0 ||
+	    (r = caprep_ext(x, &ctx, NID_key_usage,
+	    "critical,keyCertSign,cRLSign")) != 0 ||
+	    (r = caprep_ext(x, &ctx, NID_subject_key_identifier,
+	    "hash")) != 0)
+		goto out;
+	if (issuer != NULL) {
+		if ((r = caprep_ext(x, &ctx, NID_authority_key_identifier,
+		    "keyid:always")) != 0)
+			goto out;
+		if (prof->crl_url[0] != '\0' &&
+		    ((r = kr_snprintf(buf, sizeof(buf), "URI:%s",
+		    prof->crl_url)) != 0 ||
+		    (r = caprep_ext(x, &ctx, NID_crl_distribution_points,
+		    buf)) != 0))
+			goto out;
+		if (prof->aia_url[0] != '\0' &&
+		    ((r = kr_snprintf(buf, sizeof(buf), "caIssuers;URI:%s",
+		    prof->aia_url)) != 0 ||
+		    (r = caprep_ext(x, &ctx, NID_info_access, buf)) != 0))
+			goto out;
+	}
+	*out = x;
+	x = NULL;
+	r = 0;
+ out:
+	X509_free(x);
+	return r;
+}
+
+int
+kr_calog_prepare_ca(const struct kr_profile *prof, struct kr_key *signer,
+    const X509 *issuer, EVP_PKEY *pub, const uint8_t serial[KR_SERIAL_LEN],
+    time_t now, struct kr_caprep *out)
+{
+	enum kr_key_type st = kr_key_type(signer);
+	X509_NAME *subj = NULL;
+	EVP_PKEY *lk;
+	unsigned char *tbs = NULL;
+	int n, r;
+
+	memset(out, 0, sizeof(*out));
+	if (prof->kind != (issuer == NULL ? KR_CERT_ROOT :
+	    KR_CERT_INTERMEDIATE))
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "profile kind %d does "
+		    "not fit a %s certificate", prof->kind, issuer == NULL ?
+		    "root" : "intermediate");
+	if (kr_key_type_of(pub) != prof->algorithm)
+		return kr_errf(KR_ERR_POLICY, "%s key is %s, profile %s wants "
+		    "%s", issuer == NULL ? "root" : "intermediate",
+		    kr_key_type_name(kr_key_type_of(pub)),
+		    issuer == NULL ? "root" : "intermediate",
+		    kr_key_type_name(prof->algorithm));
+	if ((issuer == NULL && (r = kr_hsm_check_pubkey(signer, pub)) != 0) ||
+	    (issuer != NULL && (r = kr_hsm_check_pubkey(signer,
+	    X509_get0_pubkey(issuer))) != 0) ||
+	    (r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
+	    (r = caprep_build(prof, subj, pub, issuer, serial, now,
+	    &out->x)) != 0 ||
+	    (r = kr_ca_lint_key(st, &lk)) != 0)
+		goto out;
+	/* The throwaway signature fixes the signature AlgorithmIdentifier. */
+	if (X509_sign(out->x, lk, kr_ca_md(st)) <= 0) {
+		r = kr_err_ssl("lint signing");
+		goto out;
+	}
+	if ((r = kr_lint_cert(out->x, prof, issuer)) != 0)
+		goto out;
+	if ((n = i2d_re_X509_tbs(out->x, &tbs)) <= 0) {
+		r = kr_err_ssl("encoding TBS");
+		goto out;
+	}
+	out->tbs = tbs;
+	out->tbslen = (size_t)n;
+	kr_sha256(tbs, (size_t)n, out->tbs_sha256);
+	out->prof = prof;
+	out->issuer = issuer;
+	memcpy(out->serial, serial, KR_SERIAL_LEN);
+	r = 0;
+ out:
+	X509_NAME_free(subj);
+	if (r != 0)
+		kr_calog_caprep_free(out);
+	return r;
+}
+
+int
+kr_calog_sign_ca(struct kr_caprep *p, struct kr_key *signer, X509 **out)
+{
+	unsigned char *tbs = NULL;
+	EVP_PKEY *ipub;
+	int n, r;
+
+	*out = NULL;
+	if (p->x == NULL || p->signed_once)
+		return kr_errf(KR_ERR_STATE, "CA certificate not prepared or "
+		    "already signed");
+	p->signed_once = 1;
+	if ((r = kr_ca_hsm_sign(signer, &p->x, NULL)) != 0)
+		return r;
+	ipub = p->issuer != NULL ? X509_get0_pubkey(p->issuer) :
+	    X509_get0_pubkey(p->x);
+	if (X509_verify(p->x, ipub) != 1) {
+		ERR_clear_error();
+		return kr_errf(KR_ERR_SIGNATURE, "token %s: key '%s': HSM "
+		    "signature does not verify with the issuer key",
+		    kr_token_label(kr_key_token(signer)), kr_key_label(signer));
+	}
+	if ((n = i2d_re_X509_tbs(p->x, &tbs)) <= 0)
+		return kr_err_ssl("encoding TBS");
+	if ((size_t)n != p->tbslen || memcmp(tbs, p->tbs, p->tbslen) != 0) {
+		OPENSSL_free(tbs);
+		return kr_errf(KR_ERR_LINT, "signed TBS differs from the "
+		    "logged TBS");
+	}
+	OPENSSL_free(tbs);
+	if ((r = kr_lint_cert(p->x, p->prof, p->issuer)) != 0)
+		return kr_errctx(r, "after signing");
+	if (!X509_up_ref(p->x))
+		return kr_err_ssl("X509_up_ref");
+	*out = p->x;
+	return 0;
+}
+
+void
+kr_calog_caprep_free(struct kr_caprep *p)
+{
+	X509_free(p->x);
+	OPENSSL_free(p->tbs);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Intent (serial + TBS hash) in its own commit, before the HSM signs. */
+static int
+log_intent(struct kr_calog *cl, const uint8_t *serial, size_t slen,
+    const uint8_t tbs_sha256[32])
+{
+	struct kr_cert_intent ci;
+	struct kr_ltx *ltx = NULL;
+	char hex[41];
+	int r;
+
+	memset(&ci, 0, sizeof(ci));
+	if ((r = serial_hex(serial, slen, hex)) != 0)
+		return r;
+	ci.issuer = cl->issuer;
+	ci.serial = hex;
+	memcpy(ci.tbs_sha256, tbs_sha256, 32);
+	ci.profile = cl->profile;
+	if ((r = kr_log_begin(cl->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_log_intent(ltx, cl->actor, &ci, &cl->intent)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	if ((r = kr_ltx_commit(ltx, &cl->signer, NULL)) != 0)
+		return r;
+	cl->has_intent = 1;
+	return 0;
+}
+
+int
+kr_calog_issue_ca(struct kr_calog *cl, const struct kr_profile *prof,
+    struct kr_key *signer, const X509 *issuer, EVP_PKEY *pub,
+    const uint8_t serial[KR_SERIAL_LEN], time_t now, X509 **out)
+{
+	struct kr_caprep p;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = kr_calog_prepare_ca(prof, signer, issuer, pub, serial, now,
+	    &p)) != 0)
+		return r;
+	if ((r = log_intent(cl, serial, KR_SERIAL_LEN, p.tbs_sha256)) != 0)
+		goto out;
+	if ((r = kr_calog_sign_ca(&p, signer, &x)) != 0) {
+		hook_abandoned(cl, NULL, r);
+		goto out;
+	}
+	if ((r = hook_issued(cl, NULL, x)) != 0)
+		goto out;
+	*out = x;
+	x = NULL;
+ out:
+	X509_free(x);
+	kr_calog_caprep_free(&p);
+	return r;
 }
 
 /* Does entry e have key == value exactly? */

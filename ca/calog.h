@@ -6,7 +6,9 @@
  *   device:  intent committed -> HSM signs -> issued + checkpoint
  *            committed -> only then the file is written
  *   root / intermediate: key-generate committed when the key exists;
- *            intent + issued committed before the certificate is written
+ *            TBS built + linted with a throwaway key, intent committed
+ *            -> HSM signs the same TBS -> issued + checkpoint committed
+ *            (abandoned on failure) -> only then the file is written
  *   CRL:     crl-issued committed before the CRL is written
  */
 #ifndef KR_CA_CALOG_H
@@ -53,8 +55,51 @@ int kr_calog_serial_used(void *cl, const uint8_t *serial, size_t len);
 int kr_calog_keygen(struct kr_calog *cl, const char *token,
     const char *label, enum kr_key_type type, EVP_PKEY *pub) KR_WUR;
 
-/* Intent + issued for an already signed CA certificate, one commit. */
-int kr_calog_cert(struct kr_calog *cl, const X509 *x) KR_WUR;
+/*
+ * A root or intermediate certificate built and linted (throwaway-key
+ * signature), not yet signed by the HSM. Owned by the caller; free with
+ * kr_calog_caprep_free (also after a failed prepare).
+ */
+struct kr_caprep {
+	X509 *x;
+	uint8_t *tbs;			/* linted TBSCertificate DER */
+	size_t tbslen;
+	uint8_t tbs_sha256[32];		/* what the intent entry records */
+	uint8_t serial[KR_SERIAL_LEN];
+	const struct kr_profile *prof;	/* borrowed */
+	const X509 *issuer;		/* borrowed; NULL for a root */
+	int signed_once;
+};
+
+/*
+ * Build + lint a CA certificate for `pub`: a root (issuer NULL; signer's
+ * public key must be pub) or an intermediate (signer's key must be the
+ * issuer certificate's). Same content as kr_ca_make_root /
+ * kr_ca_make_intermediate. Errors: KR_ERR_INVALID_ARGUMENT (profile
+ * kind), KR_ERR_POLICY (key type), KR_ERR_KEY_MISMATCH, KR_ERR_LINT.
+ */
+int kr_calog_prepare_ca(const struct kr_profile *prof, struct kr_key *signer,
+    const X509 *issuer, EVP_PKEY *pub, const uint8_t serial[KR_SERIAL_LEN],
+    time_t now, struct kr_caprep *out) KR_WUR;
+
+/*
+ * HSM-sign the prepared TBS with signer, verify with the issuer's key,
+ * require the signed TBS == the prepared one, lint again. Once only
+ * (KR_ERR_STATE after). *out is a new reference.
+ */
+int kr_calog_sign_ca(struct kr_caprep *p, struct kr_key *signer, X509 **out)
+    KR_WUR;
+void kr_calog_caprep_free(struct kr_caprep *p);
+
+/*
+ * Log before release for a CA certificate (cl->issuer and cl->profile
+ * set first): prepare, intent committed, HSM signs, issued + checkpoint
+ * committed (abandoned if signing or verification failed). The caller
+ * writes the certificate only after this returns 0.
+ */
+int kr_calog_issue_ca(struct kr_calog *cl, const struct kr_profile *prof,
+    struct kr_key *signer, const X509 *issuer, EVP_PKEY *pub,
+    const uint8_t serial[KR_SERIAL_LEN], time_t now, X509 **out) KR_WUR;
 
 /* The hook for kr_ca_issue_device (set cl->issuer first). */
 void kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *out);

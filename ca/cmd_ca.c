@@ -215,9 +215,8 @@ ca_root(struct kr_cli *cli, int argc, char **argv)
 	c.log.profile = "root";
 	if ((r = kr_ca_random_serial(c.tok, kr_calog_serial_used, &c.log,
 	    serial)) != 0 ||
-	    (r = kr_ca_make_root(&prof, c.key, serial, time(NULL),
-	    &c.out)) != 0 ||
-	    (r = kr_calog_cert(&c.log, c.out)) != 0)
+	    (r = kr_calog_issue_ca(&c.log, &prof, c.key, NULL,
+	    kr_hsm_pubkey(c.key), serial, time(NULL), &c.out)) != 0)
 		goto out;
 	if ((r = write_pem_cert(c.paths.root_pem, c.out)) != 0)
 		goto out;
@@ -331,9 +330,8 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 	c.log.profile = "intermediate";
 	if ((r = kr_ca_random_serial(c.tok, kr_calog_serial_used, &c.log,
 	    serial)) != 0 ||
-	    (r = kr_ca_make_intermediate(&prof, &root,
-	    kr_hsm_pubkey(c.key2), serial, time(NULL), &c.out)) != 0 ||
-	    (r = kr_calog_cert(&c.log, c.out)) != 0)
+	    (r = kr_calog_issue_ca(&c.log, &prof, root.key, root.cert,
+	    kr_hsm_pubkey(c.key2), serial, time(NULL), &c.out)) != 0)
 		goto out;
 	if ((r = kr_ca_cert_pem(c.out, &a, &alen)) != 0 ||
 	    (r = kr_ca_cert_pem(c.cert, &b, &blen)) != 0)

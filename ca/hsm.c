@@ -325,7 +325,7 @@ kr_token_open(struct kr_hsm *h, const char *label, const char *pin,
 	int r;
 
 	*out = NULL;
-	if (pinlen == 0 || pinlen >= KR_PIN_MAX)
+	if (pinlen >= KR_PIN_MAX)
 		return kr_errf(KR_ERR_PIN, "token %s: PIN must be 1..%d bytes",
 		    label, KR_PIN_MAX - 1);
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -362,8 +362,31 @@ kr_token_open(struct kr_hsm *h, const char *label, const char *pin,
 		}
 		break;
 	}
+	/*
+	 * An empty PIN is out-of-band authentication (the PIN-entry device
+	 * asks for it): C_Login(NULL, 0), only on a token with a protected
+	 * authentication path (PKCS#11 3.0 5.6).
+	 */
+	if (pinlen == 0) {
+		CK_TOKEN_INFO ti;
+		CK_RV rv = h->raw.f->C_GetTokenInfo(t->slot, &ti);
+
+		if (rv != CKR_OK) {
+			r = kr_err_ckrv(rv, "token %s: C_GetTokenInfo", label);
+			goto out;
+		}
+		if (!(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH)) {
+			r = kr_errf(KR_ERR_PIN, "token %s: empty PIN, and the "
+			    "token has no protected authentication path "
+			    "(CKF_PROTECTED_AUTHENTICATION_PATH): "
+			    "out-of-band authentication is not possible",
+			    label);
+			goto out;
+		}
+	}
 	if ((r = kr_p11_open(&h->raw, t->slot, 1, &t->s, label)) != 0 ||
-	    (r = kr_p11_login(&h->raw, t->s, t->pin, t->pinlen, label)) != 0)
+	    (r = kr_p11_login(&h->raw, t->s, pinlen == 0 ? NULL : t->pin,
+	    t->pinlen, label)) != 0)
 		goto out;
 	t->next = h->open;
 	h->open = t;

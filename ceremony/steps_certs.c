@@ -2,8 +2,9 @@
  * steps_certs.c - ceremony steps on certificates, CRLs and the log:
  * self-sign-root, sign-intermediate, export-cert, revoke, issue-crl,
  * checkpoint, print-transcript, cross-certify, rotation-package.
- * Every certificate is entered in the audit log (intent + issued, one
- * transaction) before its file is written.
+ * Log before release: every certificate's intent (serial + linted TBS
+ * hash) is committed before the HSM signs, its issued entry + checkpoint
+ * after sign + verify, and only then is its file written.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "audit/qr.h"
 #include "ca/ca.h"
+#include "ca/calog.h"
 #include "ceremony/run_int.h"
 #include "ceremony/tokenops.h"
 #include "lib/util.h"
@@ -108,51 +110,6 @@ serial_used(void *arg, const uint8_t *serial, size_t len)
 	return r == 0 ? 1 : r;
 }
 
-/* Enter a CA certificate in the log (intent + issued, one commit). */
-static int
-log_cert(struct crun *c, const X509 *x, const char *issuer)
-{
-	struct kr_cert_intent ci;
-	struct kr_cert_issued is;
-	struct kr_ltx *ltx = NULL;
-	uint8_t *tbs = NULL, *der = NULL;
-	char serial[41];
-	uint64_t intent;
-	int tlen, dlen, r;
-
-	memset(&ci, 0, sizeof(ci));
-	memset(&is, 0, sizeof(is));
-	if ((tlen = i2d_re_X509_tbs((X509 *)x, &tbs)) <= 0 ||
-	    (dlen = i2d_X509(x, &der)) <= 0) {
-		r = kr_err_ssl("certificate encoding");
-		goto out;
-	}
-	if ((r = cert_serial_hex(x, serial, sizeof(serial))) != 0)
-		goto out;
-	ci.issuer = issuer;
-	ci.serial = serial;
-	kr_sha256(tbs, (size_t)tlen, ci.tbs_sha256);
-	ci.profile = c->s->id;
-	if ((r = kr_log_begin(c->a->log, &ltx)) != 0)
-		goto out;
-	if ((r = kr_log_intent(ltx, c->actor, &ci, &intent)) != 0)
-		goto fail;
-	is.intent = intent;
-	is.der = der;
-	is.der_len = (size_t)dlen;
-	if ((r = kr_log_issued(ltx, c->actor, &is, NULL)) != 0)
-		goto fail;
-	r = kr_ltx_commit(ltx, &c->a->signer, NULL);
-	ltx = NULL;
-	goto out;
- fail:
-	kr_ltx_abort(ltx);
- out:
-	OPENSSL_free(tbs);
-	OPENSSL_free(der);
-	return r;
-}
-
 /* Log before release, in two commits: the intent (before the HSM signs). */
 static int
 log_intent_only(struct crun *c, const uint8_t tbs_sha256[32],
@@ -212,6 +169,43 @@ log_abandon(struct crun *c, uint64_t intent, const char *why)
 		kr_ltx_abort(ltx);
 	else if (kr_ltx_commit(ltx, &c->a->signer, NULL) != 0)
 		return;
+}
+
+/*
+ * A root (issuer NULL) or intermediate certificate, log before release:
+ * TBS built and linted with a throwaway key, intent committed, the HSM
+ * signs that TBS, verify, issued + checkpoint committed (abandoned on
+ * failure). The caller writes files only after this returns 0.
+ */
+static int
+issue_ca(struct crun *c, const struct kr_profile *prof, struct kr_key *signer,
+    const X509 *issuer_cert, EVP_PKEY *pub, const char *issuer,
+    const uint8_t serial[KR_SERIAL_LEN], X509 **out)
+{
+	struct kr_caprep p;
+	char sh[41];
+	uint64_t intent = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = serial_hex(serial, KR_SERIAL_LEN, sh, sizeof(sh))) != 0 ||
+	    (r = kr_calog_prepare_ca(prof, signer, issuer_cert, pub, serial,
+	    time(NULL), &p)) != 0)
+		return r;
+	if ((r = log_intent_only(c, p.tbs_sha256, sh, issuer, &intent)) != 0)
+		goto out;
+	if ((r = kr_calog_sign_ca(&p, signer, out)) != 0) {
+		log_abandon(c, intent, r == KR_ERR_SIGNATURE || r == KR_ERR_LINT ?
+		    "verify-failed" : "hsm-sign-failed");
+		goto out;
+	}
+	if ((r = log_issued_only(c, *out, intent)) != 0) {
+		X509_free(*out);
+		*out = NULL;
+	}
+ out:
+	kr_calog_caprep_free(&p);
+	return r;
 }
 
 static int
@@ -283,9 +277,8 @@ step_self_sign_root(struct crun *c, const struct kr_step *st)
 	    (r = issuer_id_of_key(key, issuer)) != 0)
 		goto out;
 	if ((r = new_serial(c, issuer, serial)) != 0 ||
-	    (r = kr_ca_make_root(&c->a->cfg.root, key, serial, time(NULL),
-	    &x)) != 0 ||
-	    (r = log_cert(c, x, issuer)) != 0 ||
+	    (r = issue_ca(c, &c->a->cfg.root, key, NULL, kr_hsm_pubkey(key),
+	    issuer, serial, &x)) != 0 ||
 	    (r = write_pem(path, x, 0)) != 0 ||
 	    (r = cert_serial_hex(x, sh, sizeof(sh))) != 0)
 		goto out;
@@ -327,9 +320,8 @@ step_sign_intermediate(struct crun *c, const struct kr_step *st)
 	iss.key = rkey;
 	if ((r = kr_issuer_check(&iss)) != 0 ||
 	    (r = new_serial(c, issuer, serial)) != 0 ||
-	    (r = kr_ca_make_intermediate(&c->a->cfg.intermediate, &iss,
-	    kr_hsm_pubkey(ikey), serial, time(NULL), &x)) != 0 ||
-	    (r = log_cert(c, x, issuer)) != 0)
+	    (r = issue_ca(c, &c->a->cfg.intermediate, rkey, root,
+	    kr_hsm_pubkey(ikey), issuer, serial, &x)) != 0)
 		goto out;
 	if ((r = kr_ca_cert_pem(x, &p1, &l1)) != 0 ||
 	    (r = kr_ca_cert_pem(root, &p2, &l2)) != 0)
@@ -441,7 +433,7 @@ val_is(const uint8_t *e, size_t len, const char *key, const char *want)
  */
 static int
 scan_revoked(struct crun *c, const char *issuer, struct kr_revoked **out,
-    size_t *n, uint64_t *ncrl, const char *find_serial, int *found)
+    size_t *n, const char *find_serial, int *found)
 {
 	struct kr_revoked *v = NULL, *nv;
 	MDB_txn *txn = NULL;
@@ -454,7 +446,6 @@ scan_revoked(struct crun *c, const char *issuer, struct kr_revoked **out,
 
 	*out = NULL;
 	*n = 0;
-	*ncrl = 0;
 	if (found != NULL)
 		*found = 0;
 	if ((r = kr_log_read_begin(c->a->log, &txn)) != 0)
@@ -464,11 +455,6 @@ scan_revoked(struct crun *c, const char *issuer, struct kr_revoked **out,
 	for (i = 0; i < size; i++) {
 		if ((r = kr_log_entry(c->a->log, txn, i, &e, &len)) != 0)
 			goto out;
-		if (val_is(e, len, "type", "crl-issued") &&
-		    val_is(e, len, "issuer", issuer)) {
-			(*ncrl)++;
-			continue;
-		}
 		if (!val_is(e, len, "type", "revoked") ||
 		    !val_is(e, len, "issuer", issuer))
 			continue;
@@ -545,7 +531,7 @@ step_revoke(struct crun *c, const struct kr_step *st)
 	MDB_txn *txn = NULL;
 	X509 *x = NULL;
 	char issuer[65], serial[41];
-	uint64_t idx, ncrl;
+	uint64_t idx;
 	size_t n, i;
 	int r, found = 0;
 
@@ -573,7 +559,7 @@ step_revoke(struct crun *c, const struct kr_step *st)
 	}
 	if (r != 0)
 		goto out;
-	if ((r = scan_revoked(c, issuer, &v, &n, &ncrl, serial, &found)) != 0)
+	if ((r = scan_revoked(c, issuer, &v, &n, serial, &found)) != 0)
 		goto out;
 	if (found) {
 		r = kr_errf(KR_ERR_EXISTS, "serial %s of the %s CA is already "
@@ -600,6 +586,7 @@ step_issue_crl(struct crun *c, const struct kr_step *st)
 	struct kr_revoked *v = NULL;
 	struct kr_key *key = NULL;
 	struct kr_issuer iss;
+	struct kr_calog cl;
 	X509_CRL *crl = NULL;
 	X509 *x = NULL;
 	BIO *b = NULL;
@@ -618,8 +605,23 @@ step_issue_crl(struct crun *c, const struct kr_step *st)
 	iss.cert = x;
 	iss.key = key;
 	if ((r = kr_issuer_check(&iss)) != 0 ||
-	    (r = scan_revoked(c, issuer, &v, &n, &ncrl, NULL, NULL)) != 0 ||
-	    (r = kr_ca_make_crl(&iss, v, n, ncrl + 1, now, days, &crl)) != 0)
+	    (r = scan_revoked(c, issuer, &v, &n, NULL, NULL)) != 0)
+		goto out;
+	/*
+	 * CRL numbers increase (RFC 5280 5.2.3): the highest number logged
+	 * for this issuer (by a ceremony or `keyroom ca crl`) + 1, never a
+	 * count of CRLs.
+	 */
+	memset(&cl, 0, sizeof(cl));
+	cl.log = c->a->log;
+	memcpy(cl.issuer, issuer, sizeof(cl.issuer));
+	if ((r = kr_calog_crl_last(&cl, &ncrl)) != 0)
+		goto out;
+	if (ncrl == UINT64_MAX) {
+		r = kr_errf(KR_ERR_STATE, "%s CRL numbers exhausted", which);
+		goto out;
+	}
+	if ((r = kr_ca_make_crl(&iss, v, n, ncrl + 1, now, days, &crl)) != 0)
 		goto out;
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
 	    PEM_write_bio_X509_CRL(b, crl) != 1) {

@@ -178,8 +178,7 @@ card_qr_files(struct crun *c, const char *card, const struct kr_share *s)
 	(void)c;
 	if ((r = kr_card_code(s, 1, compact, sizeof(compact))) != 0 ||
 	    (r = kr_snprintf(path, sizeof(path), "%s.png", card)) != 0 ||
-	    (r = kr_qr_write_png(path, compact, 8)) != 0 ||
-	    (r = chmod(path, 0600) == -1 ? kr_err_sys("%s", path) : 0) != 0 ||
+	    (r = kr_qr_write_png_mode(path, compact, 8, 0600)) != 0 ||
 	    (r = kr_qr_svg(compact, 8, &svg)) != 0 ||
 	    (r = kr_snprintf(path, sizeof(path), "%s.svg", card)) != 0 ||
 	    (r = kr_write_new_file(path, svg, strlen(svg), 0600)) != 0)

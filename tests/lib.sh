@@ -70,3 +70,12 @@ kr_lsan_softhsm() {
 }
 # kr_card SETDIR ROLE INDEX: path of a share card written by --cards SETDIR.
 kr_card() { ls "$1/$2-$3-"*.card 2>/dev/null | head -1; }
+
+# verify_no_warning NAME ARGS...: `keyroom ARGS` (an audit verify) succeeds
+# and prints no warning (e.g. certificates logged in the same commit as
+# their intent).
+verify_no_warning() {
+	local n="$1" o; shift
+	if o=$("$KEYROOM" "$@" 2>&1) && ! printf '%s' "$o" | grep -qi 'warning'; then ok "$n"
+	else nok "$n"; printf '%s\n' "$o" | sed 's/^/# /'; fi
+}

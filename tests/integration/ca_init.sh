@@ -50,6 +50,18 @@ else nok "external: no tokens in the module's store"; fi
 check "external: root" "$K" -q --state "$E" ca root --pin "file:$T/pin"
 check "external: intermediate" "$K" -q --state "$E" ca intermediate --pin "file:$T/pin"
 check "external: chain verifies" openssl verify -x509_strict -CAfile "$E/certs/root.pem" "$E/certs/intermediate.pem"
+verify_no_warning "external: audit verify, root + intermediate logged intent before signature (no warning)" \
+    --state "$E" audit verify
+# The intent of each CA certificate is its own commit, before its issued entry.
+"$K" --state "$E" audit list >"$T/list" 2>/dev/null
+if python3 - "$T/list" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+types = [l.split()[2] for l in lines if len(l.split()) > 2 and l.split()[0].isdigit()]
+i = [k for k, t in enumerate(types) if t in ("cert-intent", "cert-issued")]
+assert [types[k] for k in i] == ["cert-intent", "cert-issued"] * 2, types
+PY
+then ok "external: intent, issued for root then intermediate"; else nok "external: log order"; sed 's/^/# /' "$T/list"; fi
 # A second state on the same external module: its token labels exist.
 expect_fail "external: second init refuses existing token labels" \
     "keyroom: token keyroom-root already exists in PKCS#11 module $SOFTHSM_MODULE: already exists" \

@@ -123,5 +123,5 @@ if command -v crlutil >/dev/null; then
 else skip "NSS crlutil" "not installed"; fi
 check "certtool reads the CRL and checks its signature" certtool --crl-info --infile "$T/m2/intermediate.crl.pem" \
 	--load-ca-certificate "$S/certs/intermediate.pem"
-check "audit log verifies" "$KEYROOM" audit verify "$S/log"
+verify_no_warning "audit log verifies, no warning" audit verify "$S/log"
 done_testing

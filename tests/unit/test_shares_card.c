@@ -2,7 +2,7 @@
  * test_shares_card.c - share card codes (ceremony/card.c): base32 known
  * answers, round trip, and the forgiving-but-strict parser: spaces, case,
  * line numbers and look-alike digits are fine; every typo is a named
- * checksum error.
+ * checksum error. The card's PNG is created 0600.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "audit/qr.h"
 #include "ceremony/card.h"
 #include "lib/util.h"
 
@@ -206,6 +211,33 @@ test_swapped_lines_and_length(void **state)
 	    "0 characters, want 84");
 }
 
+/*
+ * The card PNG is created 0600 (not chmod'ed afterwards): with umask 0 a
+ * file opened 0644 would be world-readable; the new file's mode shows
+ * the open(2) mode. An existing file is never overwritten.
+ */
+static void
+test_card_png_mode(void **state)
+{
+	char dir[] = "/tmp/test_card_png.XXXXXX", path[PATH_MAX];
+	struct stat st;
+	mode_t old;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/card.png", dir);
+	old = umask(0);
+	assert_int_equal(kr_qr_write_png_mode(path, "AGQKDIVDUSS2", 4, 0600),
+	    0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_err(kr_qr_write_png_mode(path, "AGQKDIVDUSS2", 4, 0600),
+	    KR_ERR_EXISTS, "exists");
+	umask(old);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -215,6 +247,7 @@ main(void)
 		cmocka_unit_test(test_forgiving),
 		cmocka_unit_test(test_every_single_typo_caught),
 		cmocka_unit_test(test_swapped_lines_and_length),
+		cmocka_unit_test(test_card_png_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
