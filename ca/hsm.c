@@ -39,6 +39,7 @@ struct kr_token {
 	size_t pinlen;
 	PKCS11_SLOT *p11slot;	/* libp11's view, set up lazily */
 	struct kr_token *next;	/* in hsm->open */
+	unsigned reopens;	/* sessions re-established (tests) */
 };
 
 struct kr_key {
@@ -139,9 +140,17 @@ kr_hsm_find_softhsm(char *buf, size_t buflen)
  * (e.g. a ceremony's HSM next to the audit signer's).
  */
 #define MAX_MODULES 8
+#define MAX_DEFER 4
+struct p11_defer {
+	PKCS11_CTX *ctx;
+	PKCS11_SLOT *slots;
+	unsigned int nslots;
+};
 static struct {
 	char path[4096];
 	int live;
+	/* libp11 state of earlier users, released by the last one */
+	struct p11_defer defer[MAX_DEFER];
 } modules[MAX_MODULES];
 static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -169,6 +178,64 @@ module_ref(const char *path, int delta)
 	}
 	pthread_mutex_unlock(&modules_lock);
 	return n;
+}
+
+/*
+ * Releasing libp11's slots calls C_CloseAllSessions on every slot of the
+ * module, which would close (and log out) the sessions of the module's
+ * other users in this process. A user that is not the last parks its
+ * libp11 context and slots here (1: parked); the last one releases them.
+ */
+static int
+defer_push(const char *path, PKCS11_CTX *ctx, PKCS11_SLOT *slots,
+    unsigned int n)
+{
+	int i, j, done = 0;
+
+	pthread_mutex_lock(&modules_lock);
+	for (i = 0; i < MAX_MODULES && !done; i++) {
+		if (modules[i].live <= 0 || strcmp(modules[i].path, path) != 0)
+			continue;
+		for (j = 0; j < MAX_DEFER && !done; j++) {
+			if (modules[i].defer[j].ctx != NULL)
+				continue;
+			modules[i].defer[j].ctx = ctx;
+			modules[i].defer[j].slots = slots;
+			modules[i].defer[j].nslots = n;
+			done = 1;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&modules_lock);
+	return done;
+}
+
+/* Release what earlier users of path parked (by the last user). */
+static void
+defer_release(const char *path)
+{
+	struct p11_defer d[MAX_DEFER];
+	int i, j;
+
+	memset(d, 0, sizeof(d));
+	pthread_mutex_lock(&modules_lock);
+	for (i = 0; i < MAX_MODULES; i++) {
+		if (strcmp(modules[i].path, path) != 0)
+			continue;
+		for (j = 0; j < MAX_DEFER; j++) {
+			d[j] = modules[i].defer[j];
+			memset(&modules[i].defer[j], 0, sizeof(d[j]));
+		}
+	}
+	pthread_mutex_unlock(&modules_lock);
+	for (j = 0; j < MAX_DEFER; j++) {
+		if (d[j].ctx == NULL)
+			continue;
+		if (d[j].slots != NULL)
+			PKCS11_release_all_slots(d[j].ctx, d[j].slots,
+			    d[j].nslots);
+		PKCS11_CTX_free(d[j].ctx);
+	}
 }
 
 int
@@ -224,6 +291,17 @@ kr_hsm_free(struct kr_hsm *h)
 	if (h == NULL)
 		return;
 	last = !h->counted || module_ref(h->raw.module, -1) == 0;
+	if (h->slots != NULL && !last &&
+	    defer_push(h->raw.module, h->ctx, h->slots, h->nslots)) {
+		h->ctx = NULL;	/* parked, context and slots */
+		h->ctx_loaded = 0;
+		h->slots = NULL;
+		kr_p11_unload(&h->raw, 0);
+		free(h);
+		return;
+	}
+	if (last)
+		defer_release(h->raw.module);
 	if (h->slots != NULL)
 		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
 	if (h->ctx_loaded) {
@@ -431,13 +509,24 @@ kr_token_label(const struct kr_token *t)
 	return t->label;
 }
 
+/* libp11's slot with that id, if libp11 has listed the slots. */
+static PKCS11_SLOT *
+p11_find_slot(struct kr_hsm *h, CK_SLOT_ID id)
+{
+	unsigned int i;
+
+	for (i = 0; h->slots != NULL && i < h->nslots; i++)
+		if (PKCS11_get_slotid_from_slot(&h->slots[i]) ==
+		    (unsigned long)id && h->slots[i].token != NULL)
+			return &h->slots[i];
+	return NULL;
+}
+
 /* libp11's slot for this token, logged in (lazily). */
 static int
 p11_slot(struct kr_token *t, int force)
 {
 	struct kr_hsm *h = t->hsm;
-	unsigned int i;
-
 	int r;
 
 	if (t->p11slot != NULL && !force)
@@ -452,19 +541,20 @@ p11_slot(struct kr_token *t, int force)
 	if (h->slots == NULL &&
 	    PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0)
 		return kr_err_ssl("token %s: libp11 slot list", t->label);
-	t->p11slot = NULL;
-	for (i = 0; i < h->nslots; i++) {
-		if (PKCS11_get_slotid_from_slot(&h->slots[i]) ==
-		    (unsigned long)t->slot && h->slots[i].token != NULL) {
-			t->p11slot = &h->slots[i];
-			break;
-		}
-	}
-	if (t->p11slot == NULL)
+	if ((t->p11slot = p11_find_slot(h, t->slot)) == NULL)
 		return kr_errf(KR_ERR_TOKEN, "token %s: libp11 does not see "
 		    "slot %lu", t->label, (unsigned long)t->slot);
-	if (PKCS11_open_session(t->p11slot, 1) != 0 ||
-	    PKCS11_login(t->p11slot, 0, t->pin) != 0) {
+	/*
+	 * No PKCS11_open_session(): libp11 0.4.12 answers it with
+	 * C_CloseAllSessions on the slot when the session mode changes (the
+	 * first call always does), which closed our raw sessions and logged
+	 * the token out under every other handle, and on later calls it
+	 * forgets its session pool while other handles' signatures hold
+	 * sessions from it. PKCS11_login takes a session from the pool
+	 * (opened on demand, read-only: enough to list keys and sign) and
+	 * is a no-op once the slot is logged in.
+	 */
+	if (PKCS11_login(t->p11slot, 0, t->pin) != 0) {
 		t->p11slot = NULL;
 		return kr_err_ssl("token %s: libp11 login", t->label);
 	}
@@ -475,6 +565,12 @@ void
 kr_token_test_drop_sessions(struct kr_token *t)
 {
 	(void)t->hsm->raw.f->C_CloseAllSessions(t->slot);
+}
+
+unsigned
+kr_token_test_reopens(const struct kr_token *t)
+{
+	return t->reopens;
 }
 
 int
@@ -626,16 +722,26 @@ int
 kr_token_recover(struct kr_token *t)
 {
 	struct kr_p11 *p = &t->hsm->raw;
+	PKCS11_SLOT *ps;
 	int r;
 
 	if (!session_ok(t)) {
-		/* Closing all sessions also logged us out everywhere. */
+		/*
+		 * Closing all sessions also logged us out everywhere, and
+		 * libp11's session pool holds dead handles it would hand
+		 * out again: make it forget them (same read-only mode, so
+		 * no C_CloseAllSessions; before our session is reopened in
+		 * any case) and log it in again with our new session.
+		 */
+		if ((ps = p11_find_slot(t->hsm, t->slot)) != NULL)
+			(void)PKCS11_open_session(ps, 0);
 		t->s = CK_INVALID_HANDLE;
 		if ((r = find_token(t->hsm, t->label, &t->slot)) != 0 ||
 		    (r = kr_p11_open(p, t->slot, 1, &t->s, t->label)) != 0 ||
 		    (r = kr_p11_login(p, t->s, t->pin, t->pinlen,
 		    t->label)) != 0)
 			return kr_errctx(r, "reopening session");
+		t->reopens++;
 	}
 	return 0;
 }

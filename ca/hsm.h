@@ -217,5 +217,7 @@ int kr_token_recover(struct kr_token *tok) KR_WUR;
  * recover.
  */
 void kr_token_test_drop_sessions(struct kr_token *tok);
+/* Test hook: how often tok's session had to be re-established. */
+unsigned kr_token_test_reopens(const struct kr_token *tok);
 
 #endif

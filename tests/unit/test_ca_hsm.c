@@ -172,6 +172,90 @@ test_sign_raw_all_types(void **s)
 	}
 }
 
+/*
+ * Regression: two handles on one token with libp11 in use. libp11 0.4.12
+ * closes every session of the slot (C_CloseAllSessions) when it first
+ * opens its own, which also killed our raw session and logged the token
+ * out; a second open then signed through a dead libp11 pool and crashed.
+ */
+static X509 *
+small_cert(EVP_PKEY *pub)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = NULL;
+
+	assert_non_null(x);
+	assert_int_equal(kr_ca_parse_dn("/CN=two handles", &n), 0);
+	assert_int_equal(X509_set_subject_name(x, n), 1);
+	assert_int_equal(X509_set_issuer_name(x, n), 1);
+	assert_int_equal(X509_set_pubkey(x, pub), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 60));
+	X509_NAME_free(n);
+	return x;
+}
+
+static void
+test_two_handles_libp11(void **s)
+{
+	static const uint8_t msg[] = "two handles";
+	uint8_t sig[KR_HSM_SIG_MAX], rnd[16];
+	struct kr_token *a = NULL, *b = NULL;
+	struct kr_key *ka = NULL, *kb = NULL;
+	size_t siglen;
+	X509 *x = NULL;
+	int i;
+
+	assert_int_equal(kr_token_open(hsm, "t2", "5678", 4, &a), 0);
+	assert_int_equal(kr_token_generate(a, KR_KEY_P256, "two-ec", &ka), 0);
+	x = small_cert(kr_hsm_pubkey(ka));
+	if (kr_hsm_x509_sign(ka, x, NULL, EVP_sha256()) != 0)
+		fail_msg("%s", kr_err_detail());
+	assert_int_equal(X509_verify(x, kr_hsm_pubkey(ka)), 1);
+	/* The raw session survived libp11's login (no recovery needed). */
+	siglen = sizeof(sig);
+	if (kr_hsm_sign_raw(ka, msg, sizeof(msg), sig, &siglen) != 0)
+		fail_msg("%s", kr_err_detail());
+	verify_raw(ka, msg, sizeof(msg), sig, siglen);
+	assert_int_equal(kr_token_test_reopens(a), 0);
+	/* A second handle on the same token, libp11 and raw. */
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(kr_token_open(hsm, "t2", "5678", 4, &b), 0);
+		assert_int_equal(kr_token_find_key(b, "two-ec", &kb), 0);
+		if (kr_hsm_x509_sign(kb, x, NULL, EVP_sha256()) != 0)
+			fail_msg("%s", kr_err_detail());
+		assert_int_equal(X509_verify(x, kr_hsm_pubkey(kb)), 1);
+		siglen = sizeof(sig);
+		if (kr_hsm_sign_raw(kb, msg, sizeof(msg), sig, &siglen) != 0)
+			fail_msg("%s", kr_err_detail());
+		assert_int_equal(kr_token_test_reopens(b), 0);
+		kr_key_free(kb);
+		kb = NULL;
+		kr_token_close(b);
+		b = NULL;
+		/* ...and the first handle still signs both ways. */
+		if (kr_hsm_x509_sign(ka, x, NULL, EVP_sha256()) != 0)
+			fail_msg("%s", kr_err_detail());
+		assert_int_equal(X509_verify(x, kr_hsm_pubkey(ka)), 1);
+		siglen = sizeof(sig);
+		if (kr_hsm_sign_raw(ka, msg, sizeof(msg), sig, &siglen) != 0)
+			fail_msg("%s", kr_err_detail());
+		assert_int_equal(kr_token_test_reopens(a), 0);
+	}
+	/* A reset under libp11: both layers recover (no crash). */
+	kr_token_test_drop_sessions(a);
+	if (kr_token_recover(a) != 0)
+		fail_msg("%s", kr_err_detail());
+	assert_int_equal(kr_token_test_reopens(a), 1);
+	assert_int_equal(kr_token_random(a, rnd, sizeof(rnd)), 0);
+	if (kr_ca_hsm_sign(ka, &x, NULL) != 0)
+		fail_msg("%s", kr_err_detail());
+	assert_int_equal(X509_verify(x, kr_hsm_pubkey(ka)), 1);
+	X509_free(x);
+	kr_key_free(ka);
+	kr_token_close(a);
+}
+
 /* Closing every session under the token: the next operation recovers. */
 static void
 test_lost_session_recovers(void **s)
@@ -337,6 +421,7 @@ main(void)
 		cmocka_unit_test(test_token_errors),
 		cmocka_unit_test(test_generate_find_clash),
 		cmocka_unit_test(test_sign_raw_all_types),
+		cmocka_unit_test(test_two_handles_libp11),
 		cmocka_unit_test(test_lost_session_recovers),
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_two_instances),
