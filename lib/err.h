@@ -52,7 +52,8 @@ const char *kr_strerror(int code);
 /* Set the detail message for the failure being returned. Returns code. */
 int kr_errf(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-int kr_verrf(int code, const char *fmt, va_list ap);
+int kr_verrf(int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /*
  * Prefix the current detail with context: "ctx: <old detail>".

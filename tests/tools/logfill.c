@@ -148,7 +148,7 @@ already(struct kr_log *log, struct kr_ltx *ltx, const char *dev,
 	return 1;
 }
 
-static int
+static void __attribute__((noreturn))
 die(const char *what, int r)
 {
 	fprintf(stderr, "logfill: %s: %s: %s\n", what, kr_err_detail(),
