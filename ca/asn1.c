@@ -191,48 +191,63 @@ kr_ca_md(enum kr_key_type t)
 	}
 }
 
-/* Cached throwaway keys, made once per process (thread-safe). */
+/*
+ * Cached throwaway keys, made once per process: each type's key is
+ * generated under its own pthread_once, so the threads of a batch can ask
+ * for it concurrently without a warm-up and without a lock per call (an
+ * EVP_PKEY is then only read: signing with it is thread-safe). They live
+ * until exit.
+ */
 static EVP_PKEY *lint_keys[KR_KEY_ED25519 + 1];
-static pthread_mutex_t lint_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t lint_once[KR_KEY_ED25519 + 1] = {
+	PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+	PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+};
 
-int
-kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
+static void
+lint_gen(enum kr_key_type t)
 {
-	EVP_PKEY *k = NULL;
-	int r = 0;
-
-	*out = NULL;
-	if (t <= KR_KEY_NONE || t > KR_KEY_ED25519)
-		return kr_errf(KR_ERR_UNSUPPORTED, "lint key type %d", (int)t);
-	pthread_mutex_lock(&lint_lock);
-	if (lint_keys[t] != NULL)
-		goto done;
 	switch (t) {
 	case KR_KEY_P256:
-		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		lint_keys[t] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 		break;
 	case KR_KEY_P384:
-		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		lint_keys[t] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
 		break;
 	case KR_KEY_RSA3072:
-		k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		lint_keys[t] = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+		    (size_t)3072);
 		break;
 	case KR_KEY_ED25519:
-		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		lint_keys[t] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 		break;
 	default:
 		break;
 	}
-	if (k == NULL) {
-		r = kr_err_ssl("throwaway %s key", kr_key_type_name(t));
-		goto unlock;
-	}
-	lint_keys[t] = k;
- done:
+}
+
+static void lint_gen_p256(void) { lint_gen(KR_KEY_P256); }
+static void lint_gen_p384(void) { lint_gen(KR_KEY_P384); }
+static void lint_gen_rsa(void) { lint_gen(KR_KEY_RSA3072); }
+static void lint_gen_ed25519(void) { lint_gen(KR_KEY_ED25519); }
+
+int
+kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out)
+{
+	static void (*const gen[KR_KEY_ED25519 + 1])(void) = {
+		[KR_KEY_P256] = lint_gen_p256,
+		[KR_KEY_P384] = lint_gen_p384,
+		[KR_KEY_RSA3072] = lint_gen_rsa,
+		[KR_KEY_ED25519] = lint_gen_ed25519,
+	};
+
+	*out = NULL;
+	if (t <= KR_KEY_NONE || t > KR_KEY_ED25519)
+		return kr_errf(KR_ERR_UNSUPPORTED, "lint key type %d", (int)t);
+	if (pthread_once(&lint_once[t], gen[t]) != 0 || lint_keys[t] == NULL)
+		return kr_err_ssl("throwaway %s key", kr_key_type_name(t));
 	*out = lint_keys[t];
- unlock:
-	pthread_mutex_unlock(&lint_lock);
-	return r;
+	return 0;
 }
 
 enum kr_key_type

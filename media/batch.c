@@ -22,7 +22,6 @@
 #include "audit/audit.h"
 #include "audit/signer_hsm.h"
 #include "ca/ca.h"
-#include "ca/ca_int.h"	/* kr_ca_lint_key: see open_hsm() */
 #include "ca/config.h"
 #include "ca/hsm.h"
 #include "ceremony/session.h"
@@ -357,10 +356,6 @@ open_hsm(struct batch *b)
 	if (kr_key_type(b->w[0].key) != KR_KEY_ED25519 &&
 	    (r = kr_hsm_evp_private(b->w[0].key, &pk)) != 0)
 		return r;
-	/* Likewise the CA's cached throwaway lint key (ca/asn1.c): made
-	 * once here, not raced for by the building threads. */
-	if ((r = kr_ca_lint_key(kr_key_type(b->w[0].key), &pk)) != 0)
-		return r;
 	kr_secure_free(b->pin, KR_PIN_MAX);
 	b->pin = NULL;
 	return 0;
@@ -561,6 +556,69 @@ reject(struct req *q, const char *reason)
 	snprintf(q->reason, sizeof(q->reason), "%s", reason);
 }
 
+/*
+ * Serials for the accepted requests of a chunk from the issuing token's
+ * RNG: one C_GenerateRandom for the whole chunk (its cost vanishes), 16
+ * octets each, positive with a nonzero first octet (>= 120 bits of
+ * entropy), and checked against the issued-serial index of the log and
+ * against the chunk itself; a clash (or a zero first octet) draws that
+ * one again. Runs on the main thread between the parallel phases, so the
+ * token's raw session is not shared.
+ */
+#define SERIAL_TRIES 8
+static int
+draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
+{
+	uint8_t *pool = NULL;
+	char hex[80];
+	uint64_t idx;
+	size_t i, j;
+	int r, tries, clash;
+
+	if (nv == 0)
+		return 0;
+	if ((pool = malloc(nv * KR_SERIAL_LEN)) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "serials");
+	if ((r = kr_token_random(b->w[0].tok, pool, nv * KR_SERIAL_LEN)) != 0)
+		goto out;
+	for (i = 0; i < nv; i++) {
+		uint8_t *s = v[i]->serial;
+
+		memcpy(s, pool + i * KR_SERIAL_LEN, KR_SERIAL_LEN);
+		for (tries = 0;; tries++) {
+			s[0] &= 0x7f;
+			clash = s[0] == 0;
+			if (!clash) {
+				serial_hex(s, KR_SERIAL_LEN, hex);
+				r = kr_log_serial_lookup(b->log, txn,
+				    b->issuer_id, hex, &idx);
+				if (r == 0)
+					clash = 1;
+				else if (r != KR_ERR_NOT_FOUND)
+					goto out;
+				kr_err_clear();
+			}
+			for (j = 0; j < i && !clash; j++)
+				clash = memcmp(v[j]->serial, s,
+				    KR_SERIAL_LEN) == 0;
+			if (!clash)
+				break;
+			if (tries + 1 >= SERIAL_TRIES) {
+				r = kr_errf(KR_ERR_EXISTS, "no unused serial "
+				    "after %d draws", SERIAL_TRIES);
+				goto out;
+			}
+			if ((r = kr_token_random(b->w[0].tok, s,
+			    KR_SERIAL_LEN)) != 0)
+				goto out;
+		}
+	}
+	r = 0;
+ out:
+	free(pool);
+	return r;
+}
+
 static int
 run_chunk(struct batch *b, struct req *reqs, size_t n)
 {
@@ -594,10 +652,12 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 			kr_batch_drop_map(b);
 	}
 	kr_batch_drop_map(b);
-	/* 3. serial + build + lint, in parallel */
+	/* 3. serials from the token (one draw), build + lint in parallel */
 	for (i = nv = 0; i < n; i++)
 		if (reqs[i].state == REQ_ACCEPTED)
 			v[nv++] = &reqs[i];
+	if ((r = draw_serials(b, kr_ltx_mdb(ltx), v, nv)) != 0)
+		goto out;
 	PHASE(1);
 	parallel(b, w_prepare, v, nv);
 	PHASE(2);

@@ -68,6 +68,7 @@ struct req {
 	char reason[48];		/* decision name when rejected */
 	char msg[320];			/* human message */
 	int err;			/* prepare / sign error */
+	uint8_t serial[KR_SERIAL_LEN];	/* from the token (draw_serials) */
 	struct kr_prepared *prep;
 	uint64_t intent;
 	X509 *cert;

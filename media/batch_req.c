@@ -10,7 +10,6 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "lib/util.h"
@@ -540,7 +539,7 @@ void
 kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q)
 {
 	char subj[KR_POLICY_SUBJECT_MAX];
-	uint8_t serial[KR_SERIAL_LEN], hwbuf[KR_MF_UNIQUEID_MAX / 2];
+	uint8_t hwbuf[KR_MF_UNIQUEID_MAX / 2];
 	struct kr_hwname hw;
 	X509_NAME *nm = NULL;
 	size_t idlen = strlen(q->dev.unique_id);
@@ -558,21 +557,9 @@ kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q)
 		hw.serial = (const uint8_t *)q->dev.unique_id;
 		hw.len = idlen;
 	}
-	/*
-	 * Serials from OpenSSL's CSPRNG, not kr_ca_random_serial(): once
-	 * libp11 has logged in, the token's raw session is gone, and the
-	 * workers share no raw session anyway. 16 octets, positive, first
-	 * octet nonzero; uniqueness is enforced by kr_log_intent().
-	 */
-	do {
-		if (RAND_bytes(serial, sizeof(serial)) != 1) {
-			r = kr_err_ssl("serial");
-			goto out;
-		}
-		serial[0] &= 0x7f;
-	} while (serial[0] == 0);
+	/* serial: drawn from the token for the chunk (draw_serials) */
 	r = kr_ca_prepare_device(kr_config_profile(&b->cfg, KR_CERT_DEVICE),
-	    &w->iss, q->csr, nm, serial, &hw, b->now, &q->prep);
+	    &w->iss, q->csr, nm, q->serial, &hw, b->now, &q->prep);
  out:
 	if (r != 0) {
 		q->err = r;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -355,10 +356,47 @@ test_ca_defects(void **s)
 	}
 }
 
+/*
+ * The throwaway lint key is made once, however many threads ask for it
+ * at the same time (batch workers, no warm-up).
+ */
+#define LK_THREADS 8
+static void *
+lint_key_thread(void *arg)
+{
+	EVP_PKEY **out = arg;
+
+	if (kr_ca_lint_key(KR_KEY_ED25519, out) != 0)
+		*out = NULL;
+	return NULL;
+}
+
+static void
+test_lint_key_threads(void **s)
+{
+	pthread_t th[LK_THREADS];
+	EVP_PKEY *got[LK_THREADS], *again = NULL;
+	int i;
+
+	for (i = 0; i < LK_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, lint_key_thread,
+		    &got[i]), 0);
+	for (i = 0; i < LK_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(kr_ca_lint_key(KR_KEY_ED25519, &again), 0);
+	for (i = 0; i < LK_THREADS; i++)
+		assert_ptr_equal(got[i], again);
+	assert_int_equal(kr_key_type_of(again), KR_KEY_ED25519);
+	assert_int_equal(kr_ca_lint_key(KR_KEY_NONE, &again),
+	    KR_ERR_UNSUPPORTED);
+	assert_null(again);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lint_key_threads),
 		cmocka_unit_test(test_baselines_pass),
 		cmocka_unit_test(test_device_defects),
 		cmocka_unit_test(test_aki_wrong_key),
