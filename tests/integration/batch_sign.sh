@@ -57,6 +57,12 @@ for x in recs:
     der=subprocess.run(["openssl","x509","-in",sys.argv[1]+"/certs/"+x["uniqueId"]+".pem","-outform","der"],capture_output=True).stdout
     assert hashlib.sha256(der).hexdigest()==x["cert_sha256"]
 assert r["summary"]["signed"]==10' "$O"
+check "serials: 16 content octets, positive, pairwise distinct" python3 -c '
+import glob,subprocess,sys
+S=[subprocess.run(["openssl","x509","-in",c,"-noout","-serial"],capture_output=True,text=True).stdout.strip().split("=")[1]
+   for c in glob.glob(sys.argv[1]+"/certs/*.pem")]
+assert len(S)==10 and len(set(S))==10, S
+assert all(len(x)==32 and 1<=int(x[:2],16)<=0x7f for x in S), S' "$O"
 check "AWS IoT bulk registration: 10 JSON lines" python3 -c '
 import json,sys
 L=[json.loads(l) for l in open(sys.argv[1])]
