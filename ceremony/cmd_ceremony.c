@@ -295,6 +295,9 @@ print_set(const struct kr_qset *s)
 	else
 		printf("%u of %u", s->m, s->n);
 	printf("  created %s", s->created);
+	if (s->pending && !s->retired)
+		printf("  PENDING (an interrupted PIN change: settled by the "
+		    "next unlock)");
 	if (s->retired) {
 		kr_qset_id_hex(s->successor, succ);
 		printf("  RETIRED %s (replaced by %s)", s->retired_at, succ);

@@ -48,7 +48,9 @@ kr_qset_to_json(const struct kr_qset *s, json_t **out)
 	    json_object_set_new(o, "n", json_integer(s->n)) != 0 ||
 	    json_object_set_new(o, "oob", json_boolean(s->oob)) != 0 ||
 	    json_object_set_new(o, "retired", json_boolean(s->retired)) != 0 ||
-	    json_object_set_new(o, "created", json_string(s->created)) != 0)
+	    json_object_set_new(o, "created", json_string(s->created)) != 0 ||
+	    (s->pending && json_object_set_new(o, "pending",
+	    json_true()) != 0))
 		goto out;
 	if (s->retired && (json_object_set_new(o, "retired_at",
 	    json_string(s->retired_at)) != 0 || put_hex(o, "successor",
@@ -119,7 +121,7 @@ kr_qset_from_json(const json_t *j, struct kr_qset **out)
 {
 	static const char *const keys[] = { "id", "label", "m", "n", "oob",
 	    "retired", "created", "retired_at", "successor", "secret_check",
-	    "members", NULL };
+	    "members", "pending", NULL };
 	static const char *const req[] = { "id", "label", "m", "n",
 	    "members", NULL };
 	static const char *const mkeys[] = { "index", "name", "commit",
@@ -155,7 +157,8 @@ kr_qset_from_json(const json_t *j, struct kr_qset **out)
 	if (kr_json_get_int(j, "m", w, 1, 0, KR_Q_MAX_N, &m) != 0 ||
 	    kr_json_get_int(j, "n", w, 1, 0, KR_Q_MAX_N, &n) != 0 ||
 	    kr_json_get_bool(j, "oob", w, 0, &s->oob) != 0 ||
-	    kr_json_get_bool(j, "retired", w, 0, &s->retired) != 0) {
+	    kr_json_get_bool(j, "retired", w, 0, &s->retired) != 0 ||
+	    kr_json_get_bool(j, "pending", w, 0, &s->pending) != 0) {
 		r = as_format();
 		goto out;
 	}

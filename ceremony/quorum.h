@@ -47,6 +47,13 @@ struct kr_qset {
 	unsigned m, n;			/* 1 <= m <= n <= KR_Q_MAX_N */
 	int oob;			/* authenticated out of band: no shares */
 	int retired;
+	/*
+	 * Cards issued, token PIN not yet known to be changed (a reshare or
+	 * takeover in flight). The next unlock settles it: this set's PIN
+	 * logs in -> it becomes active; else it is retired (successor: the
+	 * set that still unlocks).
+	 */
+	int pending;
 	uint8_t successor[KR_Q_ID_LEN];	/* set that replaced it (if retired) */
 	char created[32];		/* RFC 3339 */
 	char retired_at[32];

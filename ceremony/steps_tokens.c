@@ -4,10 +4,13 @@
  * reshare, destroy-key.
  */
 #include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -15,6 +18,7 @@
 
 #include "audit/qr.h"
 #include "ceremony/card.h"
+#include "ceremony/qstore.h"
 #include "ceremony/run_int.h"
 #include "ceremony/tokenops.h"
 #include "lib/util.h"
@@ -273,8 +277,56 @@ names_list(const struct kr_qset *set, char *buf, size_t len)
 }
 
 /*
+ * Crash-test hook: with KEYROOM_TEST_CEREMONY_CRASH=<where> the process
+ * SIGKILLs itself at that point of a PIN change ("pending-committed",
+ * "pin-changed"). No-op otherwise.
+ */
+static void
+crash_point(const char *where)
+{
+	const char *e = getenv("KEYROOM_TEST_CEREMONY_CRASH");
+
+	if (e != NULL && strcmp(e, where) == 0) {
+		fprintf(stderr, "keyroom: test crash point: %s\n", where);
+		(void)kill(getpid(), SIGKILL);
+	}
+}
+
+/* Commit set as pending (cards about to be issued, PIN not yet changed). */
+static int
+commit_pending(struct crun *c, struct kr_qset *set)
+{
+	struct kr_ltx *ltx = NULL;
+	char id[KR_Q_ID_HEX], det[128];
+	int r;
+
+	set->pending = 1;
+	kr_qset_id_hex(set->id, id);
+	if ((r = kr_snprintf(det, sizeof(det), "share set %s (%s) pending: "
+	    "cards next, then the token PIN changes", id, set->label)) != 0 ||
+	    (r = kr_log_begin(c->a->log, &ltx)) != 0)
+		return r;
+	if ((r = kr_ltx_appendf(ltx, KR_E_CEREMONY_STEP, c->actor, NULL,
+	    "ceremony", c->s->id, "step", "-", "action", "pin-change",
+	    "result", "pending", "detail", det, NULL)) != 0 ||
+	    (r = kr_qstore_put(c->a->log, kr_ltx_mdb(ltx), set, 0)) != 0) {
+		kr_ltx_abort(ltx);
+		return r;
+	}
+	return kr_ltx_commit(ltx, &c->a->signer, NULL);
+}
+
+/*
  * Split `secret` for role with (m, n, names), print the cards, move the
  * token from old_pin to the new PIN, and keep the token open.
+ *
+ * Crash safety of a PIN change: the new set is committed as pending,
+ * then its cards are issued, then C_SetPIN; the step's commit makes it
+ * active. A crash before C_SetPIN leaves the old cards working (the
+ * pending set is retired at the next unlock with them, or when its own
+ * cards fail to log in); a crash after it leaves the new cards working
+ * (the next unlock with them makes the pending set active). Cards are
+ * never lost: they exist before the PIN they rebuild is set.
  */
 static int
 split_and_set(struct crun *c, int role, const uint8_t *secret, unsigned m,
@@ -298,18 +350,25 @@ split_and_set(struct crun *c, int role, const uint8_t *secret, unsigned m,
 	kr_quorum_pin_text(secret, pin);
 	if (cr->pinlen != KR_Q_PIN_LEN || CRYPTO_memcmp(cr->pin, pin,
 	    KR_Q_PIN_LEN) != 0) {
-		/* The token still has the old PIN: close, change, reopen. */
+		/*
+		 * The token still has the old PIN: pending set, cards, then
+		 * close, change, reopen.
+		 */
+		if ((r = commit_pending(c, set)) != 0 ||
+		    (r = emit_cards(c, set, sh)) != 0)
+			goto out;
+		crash_point("pending-committed");
 		crun_forget_keys(c, role);
 		kr_token_close(cr->tok);
 		cr->tok = NULL;
 		if ((r = kr_tokenop_set_pin(c->a->module, label, cr->pin,
 		    cr->pinlen, pin, KR_Q_PIN_LEN)) != 0)
 			goto out;
+		crash_point("pin-changed");
 		memcpy(cr->pin, pin, KR_Q_PIN_LEN + 1);
 		cr->pinlen = KR_Q_PIN_LEN;
-	}
-	/* Cards only once the PIN they rebuild is the token's PIN. */
-	if ((r = emit_cards(c, set, sh)) != 0)
+		set->pending = 0;	/* the step's commit makes it active */
+	} else if ((r = emit_cards(c, set, sh)) != 0)
 		goto out;
 	crun_forget_keys(c, role);
 	kr_token_close(cr->tok);

@@ -158,6 +158,60 @@ test_store_and_retire(void **state)
 	free(s2);
 }
 
+/*
+ * A pending set (PIN change in flight) round-trips with its flag, is
+ * listed, and is not the active set; without the flag the row is as
+ * before (no "pending" key).
+ */
+static void
+test_pending_set(void **state)
+{
+	struct fx *f = *state;
+	struct kr_qset *s1 = NULL, *s2 = NULL, *got = NULL, **all = NULL;
+	struct kr_share *sh1 = NULL, *sh2 = NULL;
+	uint8_t secret[KR_Q_SECRET_LEN];
+	MDB_txn *txn = NULL;
+	size_t n = 0, i, npend = 0;
+
+	assert_int_equal(RAND_bytes(secret, sizeof(secret)), 1);
+	assert_int_equal(kr_quorum_split(secret, "root", 2, 3, names, &s1,
+	    &sh1), 0);
+	assert_int_equal(kr_quorum_split(secret, "root", 2, 3, names, &s2,
+	    &sh2), 0);
+	commit(f, s1, 1, NULL, 0, NULL, NULL);
+	s2->pending = 1;
+	commit(f, s2, 0, NULL, 0, NULL, NULL);
+	assert_int_equal(kr_log_read_begin(f->log, &txn), 0);
+	assert_int_equal(kr_qstore_active(f->log, txn, "root", &got), 0);
+	assert_memory_equal(got->id, s1->id, KR_Q_ID_LEN);
+	assert_false(got->pending);
+	free(got);
+	assert_int_equal(kr_qstore_get(f->log, txn, s2->id, &got), 0);
+	assert_true(got->pending);
+	assert_false(got->retired);
+	free(got);
+	assert_int_equal(kr_qstore_all(f->log, txn, &all, &n), 0);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++)
+		npend += all[i]->pending != 0;
+	assert_int_equal(npend, 1);
+	kr_qstore_free(all, n);
+	mdb_txn_abort(txn);
+	/* Settled: active, no longer pending. */
+	s2->pending = 0;
+	commit(f, s2, 1, NULL, 0, NULL, NULL);
+	assert_int_equal(kr_log_read_begin(f->log, &txn), 0);
+	assert_int_equal(kr_qstore_active(f->log, txn, "root", &got), 0);
+	assert_memory_equal(got->id, s2->id, KR_Q_ID_LEN);
+	assert_false(got->pending);
+	free(got);
+	mdb_txn_abort(txn);
+	kr_shares_free(sh1, 3);
+	kr_shares_free(sh2, 3);
+	free(s1);
+	free(s2);
+}
+
 static void
 assert_state(int r, const char *needle)
 {
@@ -214,6 +268,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store_and_retire, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pending_set, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_session_require, setup,
 		    teardown),
