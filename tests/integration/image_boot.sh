@@ -293,9 +293,11 @@ if [ "$(val step.audit_export)" = ok ]; then
 			sed '/^$/,$d' "$O/checkpoint" >"$T/note.msg"
 			grep '^— ' "$O/checkpoint" | head -1 | awk '{ print $3 }' | base64 -d | tail -c 64 >"$T/note.sig"
 			openssl pkeyutl -verify -pubin -keyform DER -inkey "$T/ed.der" -rawin -in "$T/note.msg" \
-			    -sigfile "$T/note.sig" >/dev/null 2>&1 &&
+			    -sigfile "$T/note.sig" >"$T/pk.out" 2>&1 &&
 			    ok "host: batch checkpoint signature verifies with openssl pkeyutl (Ed25519, exported vkey)" ||
-			    nok "host: checkpoint signature (openssl pkeyutl)"
+			    { nok "host: checkpoint signature (openssl pkeyutl)"
+			      { cat "$T/pk.out"; echo "vkey: $(cat "$R/keyroom-audit/vkey")"; cat "$O/checkpoint"
+			        wc -c "$T/ed.der" "$T/note.sig"; } | sed 's/^/#   /'; }
 		fi
 		if [ -n "${O:-}" ] && [ -f "$O/checkpoint" ]; then
 			"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" --checkpoint "$O/checkpoint" \
