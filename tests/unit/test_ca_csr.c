@@ -167,12 +167,65 @@ test_refused(void **s)
 	OPENSSL_free(ed);
 }
 
+/*
+ * The P-256/P-384 fast path (ca/csr.c) reads the same request as OpenSSL:
+ * same subject, SPKI bytes, key and type; a bad signature falls through
+ * to the full path and its message.
+ */
+static void
+test_fast_path_same(void **s)
+{
+	static const char *const curves[] = { "P-256", "P-384" };
+	uint8_t *der = NULL, *a = NULL, *b = NULL;
+	const unsigned char *q;
+	struct kr_csr *c = NULL;
+	X509_REQ *ref = NULL;
+	size_t len, i;
+	int na, nb;
+
+	for (i = 0; i < 2; i++) {
+		len = mkcsr("EC", curves[i], &der);
+		assert_int_equal(kr_csr_parse("f.csr", der, len, &c), 0);
+		q = der;
+		assert_non_null(ref = d2i_X509_REQ(NULL, &q, (long)len));
+		assert_int_equal(X509_NAME_cmp(X509_REQ_get_subject_name(ref),
+		    X509_REQ_get_subject_name(kr_csr_req(c))), 0);
+		na = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(ref), &a);
+		nb = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(kr_csr_req(c)),
+		    &b);
+		assert_true(na > 0 && na == nb);
+		assert_memory_equal(a, b, (size_t)na);
+		assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(ref),
+		    kr_csr_pubkey(c)), 1);
+		assert_int_equal(kr_csr_key_type(c), i == 0 ? KR_KEY_P256 :
+		    KR_KEY_P384);
+		assert_int_equal(kr_key_type_of(kr_csr_pubkey(c)),
+		    kr_csr_key_type(c));
+		kr_csr_free(c);
+		c = NULL;
+		/* one flipped bit in the signature */
+		der[len - 3] ^= 0x01;
+		assert_int_equal(kr_csr_parse("f.csr", der, len, &c),
+		    KR_ERR_SIGNATURE);
+		assert_string_equal(kr_err_detail(), "f.csr: CSR signature "
+		    "does not verify (no proof of possession)");
+		assert_null(c);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+		a = b = NULL;
+		X509_REQ_free(ref);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_fast_path_same),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
