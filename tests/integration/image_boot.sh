@@ -138,7 +138,7 @@ boot() {
 	    -monitor none -serial stdio "$@" </dev/null >"$log" 2>&1 &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ -z "$READY_S" ] && grep -aq "$marker" "$log"; then
+		if [ -z "$READY_S" ] && grep -aq "$marker" "$log" 2>/dev/null; then
 			now=$(date +%s%N)
 			READY_S=$(( (now - start) / 1000000 ))
 			READY_S="$((READY_S / 1000)).$(printf %03d $((READY_S % 1000)))"
@@ -210,13 +210,13 @@ stepcheck() {
 	       sed 's/^/#   /' ;;
 	esac
 }
-for s in init root intermediate; do stepcheck "$s"; done
+for s in init genesis intermediate; do stepcheck "$s"; done
 if [ "$have_batch" = 1 ]; then
 	stepcheck policy; stepcheck batch
 else
 	skip "in VM: batch" "fleetsim not built ($TOOLS/fleetsim)"
 fi
-for s in audit_verify audit_export ceremony_init genesis ceremony_intermediate ceremony_audit_verify; do stepcheck "$s"; done
+for s in audit_verify audit_export; do stepcheck "$s"; done
 [ "$(val job)" = ok ] && ok "in VM: the job succeeded" || nok "in VM: job = $(val job)"
 
 # --- 5. verify the outputs on the host ---------------------------------
@@ -229,15 +229,35 @@ if [ -f "$C/root.pem" ] && [ -f "$C/intermediate.pem" ]; then
 	openssl x509 -in "$C/root.pem" -noout -text | grep -q 'ASN1 OID: prime256v1' &&
 	    ok "host: root key is EC P-256" || nok "host: root key not P-256"
 else
-	[ "$(val step.root)" = absent ] && skip "host: CA certificates" "no ca command" || nok "host: root/intermediate on the stick"
+	[ "$(val step.genesis)" = absent ] && skip "host: CA certificates" "no ceremony command" || nok "host: root/intermediate on the stick"
 fi
+# The genesis ceremony made the root of the appliance's real state: the
+# root it exported to the stick is the one the state holds, and the
+# intermediate ceremony's chain verifies to it.
 CG="$R/keyroom-results/ceremony"
 if [ "$(val step.genesis)" = ok ]; then
-	[ -f "$CG/root.pem" ] && [ -f "$CG/chain.pem" ] && ls "$CG"/genesis-*.transcript.txt >/dev/null 2>&1 &&
-	    ok "host: ceremony transcripts, root and chain on the stick" || nok "host: ceremony outputs missing"
+	[ -f "$CG/root.pem" ] && [ -f "$CG/chain.pem" ] && cmp -s "$CG/root.pem" "$C/root.pem" &&
+	    ok "host: the state's root is the one the genesis ceremony exported" ||
+	    nok "host: genesis root.pem missing or differs from the state's root"
 	awk '/BEGIN/{n++} {print > "'"$T"'/cchain-" n ".pem"}' "$CG/chain.pem" 2>/dev/null
 	openssl verify -x509_strict -CAfile "$CG/root.pem" "$T/cchain-1.pem" >/dev/null 2>&1 &&
-	    ok "host: ceremony intermediate verifies to the ceremony root" || nok "host: ceremony chain does not verify"
+	    cmp -s "$T/cchain-1.pem" "$C/intermediate.pem" &&
+	    ok "host: the intermediate ceremony's certificate verifies to the genesis root (and is the state's)" ||
+	    nok "host: ceremony chain does not verify to the genesis root"
+	for c in genesis intermediate; do
+		tr=$(ls "$CG"/$c-*.transcript.txt 2>/dev/null | head -1)
+		# The final checkpoint block: the note after the heading, up to
+		# and including its signature line.
+		[ -n "$tr" ] && awk '/^Final signed audit checkpoint$/ { on = 1; next } on { print } on && /^— / { exit }' \
+		    "$tr" >"$T/$c.ckpt"
+		[ -n "$tr" ] && sed -n 1p "$T/$c.ckpt" | grep -qx 'keyroom.test/appliance' && grep -q '^— ' "$T/$c.ckpt" &&
+		    ok "host: $c transcript on the stick, with the final signed checkpoint" ||
+		    { nok "host: $c transcript with its final checkpoint"; ls "$CG" | sed 's/^/#   /'; }
+	done
+	# Share cards stay in RAM: nothing card-like anywhere on the stick.
+	mdir -i "$T/stick.img" -/ -b :: >"$T/stick.ls" 2>/dev/null
+	grep -qiE '\.card(\.png|\.svg)?$' "$T/stick.ls" && { nok "share cards were written to the stick"; grep -iE '\.card' "$T/stick.ls" | sed 's/^/#   /'; } ||
+	    ok "host: no share card on the stick ($(wc -l <"$T/stick.ls") paths listed)"
 fi
 
 if [ "$have_batch" = 1 ] && [ "$(val step.batch)" != absent ]; then
@@ -303,6 +323,31 @@ if [ "$(val step.audit_export)" = ok ]; then
 			"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" --checkpoint "$O/checkpoint" \
 			    >"$T/av2" 2>&1 && ok "host: the exported log extends the batch's checkpoint" ||
 			    { nok "host: export vs batch checkpoint"; sed 's/^/#   /' "$T/av2" | head -5; }
+		fi
+		for c in genesis intermediate; do
+			[ -s "$T/$c.ckpt" ] || continue
+			"$KEYROOM" audit verify "$R/keyroom-audit" --vkey "$R/keyroom-audit/vkey" --checkpoint "$T/$c.ckpt" \
+			    >"$T/av-$c" 2>&1 && ok "host: the exported log extends the $c transcript's final checkpoint" ||
+			    { nok "host: export vs the $c transcript's checkpoint"; sed 's/^/#   /' "$T/av-$c" | head -5; }
+		done
+		# The signing session in the exported LMDB copy: the operators'
+		# quorum unlock, session open, the batch's 6 certificates, close.
+		if [ -f "$R/keyroom-audit/log/data.mdb" ]; then
+			mkdir -p "$T/auditcopy" && cp -r "$R/keyroom-audit/log" "$T/auditcopy/"
+			"$KEYROOM" --state "$T/auditcopy" audit list >"$T/alist" 2>"$T/alist.err"
+			awk '$3 == "quorum-unlock" && $4 == "session" { u = $1 } $3 == "session-open" { o = $1 }
+			     $3 == "session-close" { c = $1 } $3 == "cert-issued" && o != "" && c == "" { n++ }
+			     $3 == "batch-begin" && o != "" && c == "" { b++ }
+			     END { exit !(u != "" && o != "" && c != "" && u < o && o < c && n == 6 && b == 1) }' "$T/alist" &&
+			    ok "host: exported log: quorum-unlock, session-open, 6 certificates issued, session-close, in order" ||
+			    { nok "host: session entries in the exported log"
+			      { grep -E 'quorum|session|batch' "$T/alist"; cat "$T/alist.err"; } | sed 's/^/#   /' | head -12; }
+			grep -Eq '^ *[0-9]+ +[^ ]+ +ceremony-end +ceremony:genesis' "$T/alist" &&
+			    grep -Eq '^ *[0-9]+ +[^ ]+ +ceremony-end +ceremony:intermediate' "$T/alist" &&
+			    ok "host: exported log: the genesis and intermediate ceremonies ended" ||
+			    nok "host: ceremony-end entries missing from the exported log"
+		else
+			nok "host: the export holds no LMDB copy (log/data.mdb)"
 		fi
 	else
 		nok "host: audit export on the stick"
