@@ -189,7 +189,13 @@ open_session(struct kr_appl *a, const char *id, const char *label,
 	int r;
 
 	kr_time_rfc3339(now, opened);
-	kr_time_rfc3339(now + o->timeout, expires);
+	/*
+	 * Whole seconds, rounded up: the row never expires before the
+	 * runner's own timeout (measured from after this) terminates the
+	 * batch; truncated, a 1 s session could expire a few ms after it
+	 * opened, before the batch even started.
+	 */
+	kr_time_rfc3339(now + 1 + o->timeout, expires);
 	if ((*row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
 	    "id", id, "token", label, "share_set", set_id, "opened", opened,
 	    "expires", expires, "pid", (json_int_t)getpid(), "state", "open",
