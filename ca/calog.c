@@ -1,7 +1,10 @@
 /*
  * calog.c - audit log entries of the single-shot CA commands: key
- * generation, CA certificates, device issuance (intent before the HSM
+ * generation, CA certificates and device issuance (intent before the HSM
  * signs, issued before release), CRLs, and the first entries of a new log.
+ * Root / intermediate TBS preparation mirrors ca/cert.c's build (the unit
+ * test test_ceremony_caprep checks both give the same TBS byte for byte)
+ * until ca.h offers a two-step root / intermediate API.
  */
 #include <stdlib.h>
 #include <string.h>
