@@ -173,7 +173,9 @@ else
 fi
 RES="$R/keyroom-results/results.txt"
 val() { sed -n "s/^$1=//p" "$RES" | tail -1; }
-sed 's/^/#   /' "$RES" | grep -v '^#   processes=' | head -60
+sed 's/^/#   /' "$RES" | grep -v -E '^#   (processes|time\.)' | head -60
+echo "# in-VM uptime: ready $(val uptime_ready)s, job done $(val uptime_done)s; step seconds:" \
+    "$(sed -n 's/^time\.//p' "$RES" | tr '\n' ' ')"
 
 # In-VM checks recorded by the job.
 [ "$(val net_ifaces)" = lo ] && ok "in VM: only lo in /sys/class/net" || nok "in VM: interfaces: $(val net_ifaces)"
