@@ -158,7 +158,8 @@ boot job "$T/console.log" KEYROOM-READY 0 \
     -drive "file=$T/state.img,if=virtio,format=raw" \
     -device qemu-xhci -drive "if=none,id=stick,file=$T/stick.img,format=raw" \
     -device usb-storage,drive=stick
-echo "# job boot: ready after ${READY_S:-never}s (wall clock, qemu TCG), powered off after ${TOTAL_S}s, qemu rc $BOOT_RC"
+echo "# job boot: ready after ${READY_S:-never}s (wall clock, qemu TCG;" \
+    "$(grep -ao 'KEYROOM-READY uptime=[0-9.]*s' "$T/console.log" | head -1)), powered off after ${TOTAL_S}s, qemu rc $BOOT_RC"
 [ -n "$READY_S" ] && ok "boots to the ready marker (${READY_S}s)" ||
     { nok "boots to the ready marker"; tail -25 "$T/console.log" | sed 's/^/#   /'; }
 [ "$BOOT_RC" = 0 ] && ok "powers itself off after the job (no timeout, no panic)" ||
