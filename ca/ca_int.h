@@ -75,6 +75,19 @@ const ASN1_OCTET_STRING *kr_ca_ski(const X509 *x);
  */
 int kr_ca_hsm_sign(struct kr_key *key, X509 **x, X509_CRL **crl) KR_WUR;
 
+/*
+ * The unsigned certificate for prof (root, intermediate or device):
+ * subject, public key (pub, or the SPKI spki copied as it stands), issuer
+ * (NULL: self-signed), serial, validity, the profile's extensions; hw is
+ * the chip serial for a device HardwareModuleName (else NULL). *out is a
+ * new X509 with no signature. Used by cert.c and by calog.c's
+ * log-before-release path for CA certificates, so both build one TBS.
+ */
+int kr_ca_build_tbs(const struct kr_profile *prof, const X509_NAME *subject,
+    EVP_PKEY *pub, X509_PUBKEY *spki, const X509 *issuer,
+    const uint8_t serial[KR_SERIAL_LEN], const struct kr_hwname *hw,
+    time_t now, X509 **out) KR_WUR;
+
 /* CRL lint (crl.c). */
 int kr_lint_crl(const X509_CRL *crl, const X509 *issuer) KR_WUR;
 

@@ -2,9 +2,9 @@
  * calog.c - audit log entries of the single-shot CA commands: key
  * generation, CA certificates and device issuance (intent before the HSM
  * signs, issued before release), CRLs, and the first entries of a new log.
- * Root / intermediate TBS preparation mirrors ca/cert.c's build (the unit
- * test test_ceremony_caprep checks both give the same TBS byte for byte)
- * until ca.h offers a two-step root / intermediate API.
+ * Root / intermediate TBS preparation uses ca/cert.c's kr_ca_build_tbs,
+ * so the logged path and kr_ca_make_root/intermediate build one TBS
+ * (test_ceremony_caprep checks it byte for byte).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -213,112 +213,6 @@ kr_calog_hook(struct kr_calog *cl, struct kr_issue_hook *h)
 
 /* ---- CA certificates: log before release ---------------------------- */
 
-#define CAPREP_NO_EXPIRY "99991231235959Z"
-
-static int
-caprep_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *e;
-	int ok;
-
-	if ((e = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
-		return kr_err_ssl("extension %s = %s", OBJ_nid2sn(nid), value);
-	ok = X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	if (!ok)
-		return kr_err_ssl("adding %s", OBJ_nid2sn(nid));
-	return 0;
-}
-
-/* Serial and validity exactly as ca/cert.c sets them. */
-static int
-caprep_serial_validity(X509 *x, const struct kr_profile *prof,
-    const uint8_t serial[KR_SERIAL_LEN], time_t now)
-{
-	ASN1_TIME *nb = NULL, *na = NULL;
-	ASN1_INTEGER *ai = NULL;
-	BIGNUM *bn = NULL;
-	int r = 0;
-
-	if ((bn = BN_bin2bn(serial, KR_SERIAL_LEN, NULL)) == NULL ||
-	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-	    !X509_set_serialNumber(x, ai) ||
-	    (nb = ASN1_TIME_adj(NULL, now, 0, 0)) == NULL) {
-		r = kr_err_ssl("serial / notBefore");
-		goto out;
-	}
-	if (prof->validity_days == KR_VALIDITY_NO_EXPIRY) {
-		if ((na = ASN1_GENERALIZEDTIME_new()) == NULL ||
-		    !ASN1_GENERALIZEDTIME_set_string(na, CAPREP_NO_EXPIRY))
-			r = kr_err_ssl("notAfter");
-	} else if ((na = ASN1_TIME_adj(NULL, now, prof->validity_days,
-	    0)) == NULL)
-		r = kr_err_ssl("notAfter");
-	if (r == 0 && (!X509_set1_notBefore(x, nb) ||
-	    !X509_set1_notAfter(x, na)))
-		r = kr_err_ssl("validity");
- out:
-	ASN1_TIME_free(nb);
-	ASN1_TIME_free(na);
-	ASN1_INTEGER_free(ai);
-	BN_free(bn);
-	return r;
-}
-
-static int
-caprep_build(const struct kr_profile *prof, const X509_NAME *subj,
-    EVP_PKEY *pub, const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
-    time_t now, X509 **out)
-{
-	X509V3_CTX ctx;
-	X509 *x = NULL;
-	char buf[KR_URL_MAX + 32];
-	int r;
-
-	*out = NULL;
-	if ((x = X509_new()) == NULL || !X509_set_version(x, 2) ||
-	    !X509_set_subject_name(x, (X509_NAME *)(uintptr_t)subj) ||
-	    !X509_set_issuer_name(x, issuer != NULL ?
-	    X509_get_subject_name(issuer) : (X509_NAME *)(uintptr_t)subj) ||
-	    !X509_set_pubkey(x, pub)) {
-		r = kr_err_ssl("building certificate");
-		goto out;
-	}
-	if ((r = caprep_serial_validity(x, prof, serial, now)) != 0)
-		goto out;
-	X509V3_set_ctx(&ctx, issuer != NULL ? (X509 *)(uintptr_t)issuer : x,
-	    x, NULL, NULL, 0);
-	if ((r = caprep_ext(x, &ctx, NID_basic_constraints, issuer == NULL ?
-	    "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0")) != 0 ||
-	    (r = caprep_ext(x, &ctx, NID_key_usage,
-	    "critical,keyCertSign,cRLSign")) != 0 ||
-	    (r = caprep_ext(x, &ctx, NID_subject_key_identifier,
-	    "hash")) != 0)
-		goto out;
-	if (issuer != NULL) {
-		if ((r = caprep_ext(x, &ctx, NID_authority_key_identifier,
-		    "keyid:always")) != 0)
-			goto out;
-		if (prof->crl_url[0] != '\0' &&
-		    ((r = kr_snprintf(buf, sizeof(buf), "URI:%s",
-		    prof->crl_url)) != 0 ||
-		    (r = caprep_ext(x, &ctx, NID_crl_distribution_points,
-		    buf)) != 0))
-			goto out;
-		if (prof->aia_url[0] != '\0' &&
-		    ((r = kr_snprintf(buf, sizeof(buf), "caIssuers;URI:%s",
-		    prof->aia_url)) != 0 ||
-		    (r = caprep_ext(x, &ctx, NID_info_access, buf)) != 0))
-			goto out;
-	}
-	*out = x;
-	x = NULL;
-	r = 0;
- out:
-	X509_free(x);
-	return r;
-}
-
 int
 kr_calog_prepare_ca(const struct kr_profile *prof, struct kr_key *signer,
     const X509 *issuer, EVP_PKEY *pub, const uint8_t serial[KR_SERIAL_LEN],
@@ -346,7 +240,7 @@ kr_calog_prepare_ca(const struct kr_profile *prof, struct kr_key *signer,
 	    (issuer != NULL && (r = kr_hsm_check_pubkey(signer,
 	    X509_get0_pubkey(issuer))) != 0) ||
 	    (r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
-	    (r = caprep_build(prof, subj, pub, issuer, serial, now,
+	    (r = kr_ca_build_tbs(prof, subj, pub, NULL, issuer, serial, NULL, now,
 	    &out->x)) != 0 ||
 	    (r = kr_ca_lint_key(st, &lk)) != 0)
 		goto out;

@@ -207,8 +207,9 @@ set_validity(X509 *x, const struct kr_profile *prof, time_t now)
  * spki copied as it stands), issuer (NULL: self), serial, validity,
  * extensions.
  */
-static int
-build(const struct kr_profile *prof, const X509_NAME *subject, EVP_PKEY *pub,
+int
+kr_ca_build_tbs(const struct kr_profile *prof, const X509_NAME *subject,
+    EVP_PKEY *pub,
     X509_PUBKEY *spki, const X509 *issuer, const uint8_t serial[KR_SERIAL_LEN],
     const struct kr_hwname *hw, time_t now, X509 **out)
 {
@@ -499,7 +500,7 @@ kr_ca_make_root(const struct kr_profile *prof, struct kr_key *key,
 		    kr_key_type_name(kr_key_type(key)),
 		    kr_key_type_name(prof->algorithm));
 	if ((r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
-	    (r = build(prof, subj, kr_hsm_pubkey(key), NULL, NULL, serial, NULL, now,
+	    (r = kr_ca_build_tbs(prof, subj, kr_hsm_pubkey(key), NULL, NULL, serial, NULL, now,
 	    &x)) != 0)
 		goto out;
 	memcpy(p.serial, serial, KR_SERIAL_LEN);
@@ -537,7 +538,7 @@ kr_ca_make_intermediate(const struct kr_profile *prof,
 		    kr_key_type_name(prof->algorithm));
 	if ((r = kr_issuer_check(root)) != 0 ||
 	    (r = kr_ca_parse_dn(prof->subject, &subj)) != 0 ||
-	    (r = build(prof, subj, pub, NULL, root->cert, serial, NULL, now,
+	    (r = kr_ca_build_tbs(prof, subj, pub, NULL, root->cert, serial, NULL, now,
 	    &x)) != 0)
 		goto out;
 	memcpy(p.serial, serial, KR_SERIAL_LEN);
@@ -577,7 +578,7 @@ kr_ca_prepare_device(const struct kr_profile *prof,
 		return kr_errf(KR_ERR_ALLOC, "prepared");
 	memcpy(p->serial, serial, KR_SERIAL_LEN);
 	/* The CSR's SPKI as it stands (no provider encode/decode). */
-	if ((r = build(prof, subject, NULL,
+	if ((r = kr_ca_build_tbs(prof, subject, NULL,
 	    X509_REQ_get_X509_PUBKEY(kr_csr_req(csr)), iss->cert, serial, hw,
 	    now, &x)) != 0)
 		goto out;
