@@ -304,7 +304,9 @@ int kr_log_abandon(struct kr_ltx *ltx, const char *actor, uint64_t intent,
 /*
  * At start (write mode): every intent without an issued/abandoned entry
  * gets a cert-abandoned entry ("reason interrupted"), committed with a
- * checkpoint. *n (may be NULL) gets the count. No-op when none.
+ * checkpoint. *n (may be NULL) gets the count. Repairs noted before the
+ * log was open (kr_startup_note) become self-check entries in the same
+ * commit.
  */
 int kr_log_recover(struct kr_log *log, const struct kr_note_signer *signer,
     const char *actor, size_t *n) KR_WUR;

@@ -245,7 +245,9 @@ kr_log_recover(struct kr_log *log, const struct kr_note_signer *signer,
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	uint64_t *list = NULL, *nl;
-	size_t cnt = 0, cap = 0, i;
+	const char *nck[KR_STARTUP_NOTES], *nres[KR_STARTUP_NOTES];
+	const char *ndet[KR_STARTUP_NOTES];
+	size_t cnt = 0, cap = 0, i, nn;
 	int r, rc;
 
 	if (n != NULL)
@@ -285,10 +287,18 @@ kr_log_recover(struct kr_log *log, const struct kr_note_signer *signer,
 		    "interrupted before the certificate was logged",
 		    NULL)) != 0)
 			goto out;
+	/* Repairs made before the log was open (lib/util.h). */
+	nn = kr_startup_notes(nck, nres, ndet, KR_STARTUP_NOTES);
+	for (i = 0; i < nn; i++)
+		if ((r = kr_ltx_appendf(ltx, KR_E_SELF_CHECK, actor, NULL,
+		    "check", nck[i], "result", nres[i], "detail", ndet[i],
+		    NULL)) != 0)
+			goto out;
 	r = kr_ltx_commit(ltx, signer, NULL);
 	ltx = NULL;
 	if (r != 0)
 		goto out;
+	kr_startup_notes_clear();
 	if (n != NULL)
 		*n = cnt;
  out:

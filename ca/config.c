@@ -11,6 +11,7 @@
 #include <openssl/objects.h>
 
 #include "ca/config.h"
+#include "ca/tokstore.h"
 #include "lib/util.h"
 #include "lib/yaml.h"
 
@@ -489,6 +490,7 @@ kr_config_module(const struct kr_config *c, const struct kr_state_paths *p,
     char *module, size_t len)
 {
 	char apath[PATH_MAX];
+	int r;
 
 	if (c->module[0] != '\0')
 		return kr_snprintf(module, len, "%s", c->module);
@@ -497,6 +499,8 @@ kr_config_module(const struct kr_config *c, const struct kr_state_paths *p,
 		    "missing)", p->softhsm_conf, strerror(errno));
 	if (setenv("SOFTHSM2_CONF", apath, 1) == -1)
 		return kr_err_sys("setenv SOFTHSM2_CONF");
+	if ((r = kr_tokstore_check(p->tokens)) != 0)
+		return kr_errctx(r, "SoftHSM2 token store");
 	return kr_hsm_find_softhsm(module, len);
 }
 

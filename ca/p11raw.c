@@ -15,6 +15,7 @@
 #include <openssl/param_build.h>
 
 #include "ca/p11raw.h"
+#include "ca/tokstore.h"
 #include "lib/util.h"
 
 #define MAX_SLOTS 256
@@ -260,7 +261,7 @@ kr_p11_init_token(struct kr_p11 *p, CK_SLOT_ID slot, const char *label,
 		goto out;
 	}
 	(void)p->f->C_Logout(s);
-	r = 0;
+	r = kr_tokstore_sync();	/* the new token's files, copied now */
  out:
 	(void)p->f->C_CloseSession(s);
 	return r;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ca/p11raw.h"
+#include "ca/tokstore.h"
 #include "ceremony/tokenops.h"
 #include "lib/util.h"
 
@@ -74,6 +75,9 @@ kr_tokenop_set_pin(const char *module, const char *label, const char *old,
 	r = rv == CKR_OK ? 0 : kr_err_ckrv(rv, "token %s: C_SetPIN", label);
 	(void)p.f->C_CloseSession(s);
 	kr_p11_unload(&p, 0);
+	/* The copy must not keep the retired PIN (ca/tokstore.c). */
+	if (r == 0)
+		r = kr_tokstore_sync();
 	return r;
 }
 

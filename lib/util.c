@@ -615,3 +615,43 @@ kr_progress_finish(struct kr_progress *p)
 	fputc('\n', stderr);
 	p->active = 0;
 }
+
+/* ------------------------------------------------------ start-up notes */
+
+static struct {
+	char check[32];
+	char result[32];
+	char detail[512];
+} notes[KR_STARTUP_NOTES];
+static size_t nnotes;
+
+void
+kr_startup_note(const char *check, const char *result, const char *detail)
+{
+	if (nnotes == KR_STARTUP_NOTES)
+		return;
+	snprintf(notes[nnotes].check, sizeof(notes[0].check), "%s", check);
+	snprintf(notes[nnotes].result, sizeof(notes[0].result), "%s", result);
+	snprintf(notes[nnotes].detail, sizeof(notes[0].detail), "%s", detail);
+	nnotes++;
+}
+
+size_t
+kr_startup_notes(const char **check, const char **result,
+    const char **detail, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < nnotes && i < max; i++) {
+		check[i] = notes[i].check;
+		result[i] = notes[i].result;
+		detail[i] = notes[i].detail;
+	}
+	return i;
+}
+
+void
+kr_startup_notes_clear(void)
+{
+	nnotes = 0;
+}

@@ -126,4 +126,18 @@ double kr_now(void);
 /* UTC time as RFC 3339 "2026-11-25T08:13:35Z" (out >= 21 bytes). */
 void kr_time_rfc3339(time_t t, char out[32]);
 
+/*
+ * Repairs made before the audit log is open (e.g. a token file restored
+ * after a crash) are noted here; kr_log_recover logs each one as a
+ * self-check entry and forgets it once committed. At most
+ * KR_STARTUP_NOTES are kept; more are dropped (the warning on stderr
+ * still names them).
+ */
+#define KR_STARTUP_NOTES 8
+void kr_startup_note(const char *check, const char *result,
+    const char *detail);
+size_t kr_startup_notes(const char **check, const char **result,
+    const char **detail, size_t max);
+void kr_startup_notes_clear(void);
+
 #endif
