@@ -192,6 +192,41 @@ kr_ca_md(enum kr_key_type t)
 }
 
 /*
+ * Set x's signature AlgorithmIdentifier (in the TBS and outside it) for
+ * an issuer key of type t, as X509_sign would (ECDSA and Ed25519 without
+ * parameters, RSA PKCS#1 v1.5 with NULL), and an empty placeholder
+ * signature: the TBS can then be encoded and linted without a throwaway
+ * signature; the certificate that leaves is assembled from that TBS and
+ * the HSM's signature. OpenSSL 3.0 has no setter for the TBS algorithm,
+ * so this writes through its getters' pointers, as X509_sign does
+ * internally.
+ */
+int
+kr_ca_set_sigalg(X509 *x, enum kr_key_type t)
+{
+	X509_ALGOR *algs[2];
+	const X509_ALGOR *outer = NULL;
+	const ASN1_BIT_STRING *sig = NULL;
+	int nid = kr_ca_sig_nid(t), i;
+
+	if (nid == NID_undef)
+		return kr_errf(KR_ERR_UNSUPPORTED, "signature algorithm for "
+		    "key type %d", (int)t);
+	X509_get0_signature(&sig, &outer, x);
+	algs[0] = (X509_ALGOR *)(uintptr_t)X509_get0_tbs_sigalg(x);
+	algs[1] = (X509_ALGOR *)(uintptr_t)outer;
+	for (i = 0; i < 2; i++)
+		if (algs[i] == NULL || !X509_ALGOR_set0(algs[i],
+		    OBJ_nid2obj(nid), t == KR_KEY_RSA3072 ? V_ASN1_NULL :
+		    V_ASN1_UNDEF, NULL))
+			return kr_err_ssl("signature algorithm");
+	if (sig == NULL || !ASN1_BIT_STRING_set((ASN1_BIT_STRING *)
+	    (uintptr_t)sig, NULL, 0))
+		return kr_err_ssl("placeholder signature");
+	return 0;
+}
+
+/*
  * Cached throwaway keys, made once per process: each type's key is
  * generated under its own pthread_once, so the threads of a batch can ask
  * for it concurrently without a warm-up and without a lock per call (an

@@ -49,6 +49,8 @@ const EVP_MD *kr_ca_md(enum kr_key_type t);
  * A throwaway in-memory key of type t for pre-issuance lint signing,
  * generated once per process and cached (borrowed; thread-safe).
  */
+/* Signature AlgorithmIdentifiers for a type-t issuer, no signature. */
+int kr_ca_set_sigalg(X509 *x, enum kr_key_type t) KR_WUR;
 int kr_ca_lint_key(enum kr_key_type t, EVP_PKEY **out) KR_WUR;
 
 /*

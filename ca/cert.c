@@ -1,7 +1,7 @@
 /*
  * cert.c - certificates from profiles: names, serials, TBS building,
- * throwaway-key lint, HSM signing (libp11 X509_sign for ECDSA/RSA, C_Sign
- * + ASN.1 assembly for Ed25519), verify, TBS comparison.
+ * lint (no throwaway signature), HSM signing of the linted TBS bytes
+ * (C_Sign + ASN.1 assembly), verify.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 #define SERIAL_TRIES 8
 
 struct kr_prepared {
-	X509 *x;		/* signed by the throwaway key, linted */
+	X509 *x;		/* signature algorithm set, linted */
 	uint8_t *tbs;		/* the linted TBS DER */
 	size_t tbslen;
 	uint8_t serial[KR_SERIAL_LEN];
@@ -319,20 +319,17 @@ tbs_der(X509 *x, uint8_t **out, size_t *len)
 }
 
 /*
- * Sign x with the throwaway key of the issuer's key type, lint it, keep
- * the TBS DER. `issuer` NULL for a root (self-signed).
+ * Give x the issuer's signature algorithm (no signature yet), lint it,
+ * keep the TBS DER. `issuer` NULL for a root (self-signed).
  */
 static int
 prepare(X509 *x, const struct kr_profile *prof, const X509 *issuer,
     enum kr_key_type issuer_type, struct kr_prepared *p)
 {
-	EVP_PKEY *lk;
 	int r;
 
-	if ((r = kr_ca_lint_key(issuer_type, &lk)) != 0)
+	if ((r = kr_ca_set_sigalg(x, issuer_type)) != 0)
 		return r;
-	if (X509_sign(x, lk, kr_ca_md(issuer_type)) <= 0)
-		return kr_err_ssl("lint signing");
 	if ((r = kr_lint_cert(x, prof, issuer)) != 0)
 		return r;
 	p->x = x;
@@ -412,44 +409,83 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 }
 
 /*
- * HSM-sign p->x, verify with issuer_pub, require TBS == linted TBS, lint
- * the final certificate again.
+ * HSM-sign the linted TBS bytes themselves (C_Sign, kr_hsm_sign_raw),
+ * verify that signature over them with issuer_pub, and assemble the
+ * certificate DER from exactly those bytes: the TBS that leaves is the
+ * one that was linted, by construction, with no re-encoding in between.
+ * *der is OPENSSL_malloc'd.
  */
 static int
-finish(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
-    const X509 *issuer, X509 **out)
+sign_der(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
+    uint8_t **der, size_t *derlen)
 {
-	uint8_t *tbs = NULL;
-	size_t tbslen = 0;
-	int r;
+	enum kr_key_type t = kr_key_type(key);
+	const X509_ALGOR *alg = NULL;
+	uint8_t sig[KR_HSM_SIG_MAX];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *mc = NULL;
+	int r, ok;
 
-	*out = NULL;
+	*der = NULL;
+	*derlen = 0;
 	if (p->signed_once)
 		return kr_errf(KR_ERR_STATE, "prepared certificate already "
 		    "signed");
 	p->signed_once = 1;
-	if ((r = kr_ca_hsm_sign(key, &p->x, NULL)) != 0)
+	X509_get0_signature(NULL, &alg, p->x);
+	if (alg == NULL || OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t))
+		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
+		    "not match the %s key", kr_key_type_name(t));
+	if ((r = kr_hsm_sign_raw(key, p->tbs, p->tbslen, sig, &siglen)) != 0)
 		return r;
-	if (X509_verify(p->x, issuer_pub) != 1) {
+	ok = (mc = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(mc, NULL, kr_ca_md(t), NULL, issuer_pub) == 1 &&
+	    EVP_DigestVerify(mc, sig, siglen, p->tbs, p->tbslen) == 1;
+	EVP_MD_CTX_free(mc);
+	if (!ok) {
 		ERR_clear_error();
 		return kr_errf(KR_ERR_SIGNATURE, "token %s: key '%s': HSM "
 		    "signature does not verify with the issuer key",
 		    kr_token_label(kr_key_token(key)), kr_key_label(key));
 	}
-	if ((r = tbs_der(p->x, &tbs, &tbslen)) != 0)
+	return kr_asn1_signed(p->tbs, p->tbslen, alg, sig, siglen, der,
+	    derlen);
+}
+
+/* sign_der, then the certificate as an X509 (TBS checked once more). */
+static int
+finish(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
+    X509 **out)
+{
+	uint8_t *der = NULL, *tbs = NULL;
+	const unsigned char *q;
+	size_t derlen = 0, tbslen = 0;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = sign_der(p, key, issuer_pub, &der, &derlen)) != 0)
 		return r;
-	if (tbslen != p->tbslen || memcmp(tbs, p->tbs, tbslen) != 0) {
-		OPENSSL_free(tbs);
-		return kr_errf(KR_ERR_LINT, "signed TBS differs from the "
-		    "linted TBS");
+	q = der;
+	if ((x = d2i_X509(NULL, &q, (long)derlen)) == NULL ||
+	    q != der + derlen) {
+		r = kr_err_ssl("parsing the signed certificate");
+		goto out;
 	}
+	if ((r = tbs_der(x, &tbs, &tbslen)) != 0)
+		goto out;
+	if (tbslen != p->tbslen || memcmp(tbs, p->tbs, tbslen) != 0) {
+		r = kr_errf(KR_ERR_LINT, "signed TBS differs from the linted "
+		    "TBS");
+		goto out;
+	}
+	*out = x;
+	x = NULL;
+ out:
+	X509_free(x);
 	OPENSSL_free(tbs);
-	if ((r = kr_lint_cert(p->x, p->profile, issuer)) != 0)
-		return kr_errctx(r, "after signing");
-	if (!X509_up_ref(p->x))
-		return kr_err_ssl("X509_up_ref");
-	*out = p->x;
-	return 0;
+	OPENSSL_free(der);
+	return r;
 }
 
 void
@@ -507,7 +543,7 @@ kr_ca_make_root(const struct kr_profile *prof, struct kr_key *key,
 	if ((r = prepare(x, prof, NULL, kr_key_type(key), &p)) != 0)
 		goto out;
 	x = NULL;	/* owned by p */
-	r = finish(&p, key, kr_hsm_pubkey(key), NULL, out);
+	r = finish(&p, key, kr_hsm_pubkey(key), out);
  out:
 	X509_free(p.x);
 	OPENSSL_free(p.tbs);
@@ -546,7 +582,7 @@ kr_ca_make_intermediate(const struct kr_profile *prof,
 	    &p)) != 0)
 		goto out;
 	x = NULL;
-	r = finish(&p, root->key, X509_get0_pubkey(root->cert), root->cert,
+	r = finish(&p, root->key, X509_get0_pubkey(root->cert),
 	    out);
  out:
 	X509_free(p.x);
@@ -604,8 +640,20 @@ kr_ca_sign_prepared(struct kr_prepared *p, const struct kr_issuer *iss,
 	*out = NULL;
 	if ((r = kr_issuer_check(iss)) != 0)
 		return r;
-	return finish(p, iss->key, X509_get0_pubkey(iss->cert), iss->cert,
-	    out);
+	return finish(p, iss->key, X509_get0_pubkey(iss->cert), out);
+}
+
+int
+kr_ca_sign_prepared_der(struct kr_prepared *p, const struct kr_issuer *iss,
+    uint8_t **der, size_t *len)
+{
+	int r;
+
+	*der = NULL;
+	*len = 0;
+	if ((r = kr_issuer_check(iss)) != 0)
+		return r;
+	return sign_der(p, iss->key, X509_get0_pubkey(iss->cert), der, len);
 }
 
 int
@@ -643,8 +691,9 @@ kr_ca_issue_device(const struct kr_profile *prof,
 	return r;
 }
 
-int
-kr_ca_cert_pem(const X509 *x, char **out, size_t *len)
+static int
+pem_out(const X509 *x, const uint8_t *der, size_t derlen, char **out,
+    size_t *len)
 {
 	BIO *b = NULL;
 	char *data, *copy;
@@ -654,7 +703,8 @@ kr_ca_cert_pem(const X509 *x, char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    !PEM_write_bio_X509(b, (X509 *)(uintptr_t)x) ||
+	    !(x != NULL ? PEM_write_bio_X509(b, (X509 *)(uintptr_t)x) :
+	    PEM_write_bio(b, PEM_STRING_X509, "", der, (long)derlen)) ||
 	    (n = BIO_get_mem_data(b, &data)) <= 0) {
 		r = kr_err_ssl("PEM");
 		goto out;
@@ -671,6 +721,18 @@ kr_ca_cert_pem(const X509 *x, char **out, size_t *len)
  out:
 	BIO_free(b);
 	return r;
+}
+
+int
+kr_ca_cert_pem(const X509 *x, char **out, size_t *len)
+{
+	return pem_out(x, NULL, 0, out, len);
+}
+
+int
+kr_ca_der_pem(const uint8_t *der, size_t derlen, char **out, size_t *len)
+{
+	return pem_out(NULL, der, derlen, out, len);
 }
 
 int

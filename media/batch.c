@@ -336,23 +336,28 @@ open_hsm(struct batch *b)
 	    &b->pin, &b->pinlen, KR_PIN_MAX)) != 0)
 		return kr_errctx(r, "issuing token PIN");
 	/*
-	 * One token session and one key. libp11 sets up its slot list and
-	 * key objects lazily and not thread-safely, so that happens here,
-	 * single-threaded (kr_hsm_evp_private); its signing then takes a
-	 * session from the slot's session pool, one PKCS#11 session per
-	 * concurrent signature, so every worker signs through this key.
+	 * One token session and one key handle per worker: the workers
+	 * C_Sign the linted TBS bytes directly (kr_hsm_sign_raw), each on
+	 * its own PKCS#11 session, so no session is ever shared between
+	 * threads. Login is per application: the first open logs in, the
+	 * others check the PIN against it.
 	 */
-	if ((r = kr_token_open(b->hsm, b->cfg.token_issuing, b->pin,
-	    b->pinlen, &b->w[0].tok)) != 0 ||
-	    (r = kr_token_find_key(b->w[0].tok, b->cfg.key_issuing,
-	    &b->w[0].key)) != 0)
-		return r;
 	for (i = 0; i < b->nw; i++) {
+		if ((r = kr_token_open(b->hsm, b->cfg.token_issuing, b->pin,
+		    b->pinlen, &b->w[i].tok)) != 0 ||
+		    (r = kr_token_find_key(b->w[i].tok, b->cfg.key_issuing,
+		    &b->w[i].key)) != 0)
+			return r;
 		b->w[i].iss.cert = b->icert;
-		b->w[i].iss.key = b->w[0].key;
+		b->w[i].iss.key = b->w[i].key;
+		if ((r = kr_issuer_check(&b->w[i].iss)) != 0)
+			return r;
 	}
-	if ((r = kr_issuer_check(&b->w[0].iss)) != 0)
-		return r;
+	/*
+	 * libp11 sets up its slot list lazily and not thread-safely; a
+	 * worker's session recovery reaches it, so it is set up here,
+	 * single-threaded.
+	 */
 	if (kr_key_type(b->w[0].key) != KR_KEY_ED25519 &&
 	    (r = kr_hsm_evp_private(b->w[0].key, &pk)) != 0)
 		return r;
@@ -524,7 +529,8 @@ w_prepare(struct batch *b, struct worker *w, struct req *q)
 static void
 w_sign(struct batch *b, struct worker *w, struct req *q)
 {
-	q->err = kr_ca_sign_prepared(q->prep, &w->iss, &q->cert);
+	q->err = kr_ca_sign_prepared_der(q->prep, &w->iss, &q->der,
+	    &q->der_len);
 	if (q->err != 0)
 		snprintf(q->msg, sizeof(q->msg), "HSM signing failed: %s",
 		    kr_strerror(q->err));
@@ -719,8 +725,6 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 		cis.intent = q->intent;
 		cis.device_id = q->dev.unique_id;
 		cis.batch = b->desc.id;
-		if ((r = kr_batch_cert_der(q)) != 0)
-			goto out;
 		cis.der = q->der;
 		cis.der_len = q->der_len;
 		if ((r = kr_log_issued(ltx, b->o->actor, &cis, NULL)) != 0)
@@ -883,7 +887,7 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	size_t i, k, done = 0;
 	unsigned chunk;
 	int r;
-	double t0;
+	double t0, ts[6] = { kr_now(), 0, 0, 0, 0, 0 };
 
 	memset(res, 0, sizeof(*res));
 	if ((b = calloc(1, sizeof(*b))) == NULL)
@@ -905,6 +909,7 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 		log_refusal(b, "-", r);
 		goto out;
 	}
+	ts[1] = kr_now();
 	if ((r = read_batch_json(b)) != 0) {
 		log_refusal(b, "batch.json", r);
 		goto out;
@@ -937,6 +942,7 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 		r = kr_errf(KR_ERR_ALLOC, "requests");
 		goto out;
 	}
+	ts[2] = kr_now();
 	kr_progress_start(&prog, "signing", b->ncsr);
 	prog.active = prog.active && o->progress;
 	t0 = kr_now();
@@ -965,20 +971,26 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	if (o->progress)
 		kr_progress_finish(&prog);
 	res->seconds = kr_now() - t0;
-	if (getenv("KEYROOM_BATCH_TIMING") != NULL)
-		fprintf(stderr, "keyroom: phase seconds: parse %.2f, decide "
-		    "%.2f, build %.2f, intents %.2f, sign %.2f, issued %.2f, "
-		    "files %.2f, records %.2f\n", b->phase[0], b->phase[1],
-		    b->phase[2], b->phase[3], b->phase[4], b->phase[5],
-		    b->phase[6], b->phase[7]);
+	ts[3] = kr_now();
 	if ((r = end_batch(b)) != 0)
 		goto out;
 	kr_media_crash_point("batch: end committed");
 	if ((r = kr_batch_emit_end(b)) != 0 || (r = kr_out_commit(b->out)) != 0)
 		goto out;
+	ts[4] = kr_now();
 	if ((r = mark_done(b)) != 0)
 		goto out;
 	kr_media_crash_point("batch: done");
+	ts[5] = kr_now();
+	/* KEYROOM_BATCH_TIMING=1: where the seconds went (bench, tuning). */
+	if (getenv("KEYROOM_BATCH_TIMING") != NULL)
+		fprintf(stderr, "keyroom: seconds: open+stage %.2f, setup %.2f, "
+		    "chunks %.2f (parse %.2f, decide %.2f, build %.2f, intents "
+		    "%.2f, sign %.2f, issued %.2f, files %.2f, records %.2f), "
+		    "end+sync %.2f, done %.2f\n", ts[1] - ts[0], ts[2] - ts[1],
+		    ts[3] - ts[2], b->phase[0], b->phase[1], b->phase[2],
+		    b->phase[3], b->phase[4], b->phase[5], b->phase[6],
+		    b->phase[7], ts[4] - ts[3], ts[5] - ts[4]);
 	r = 0;
  out:
 	if (b->note != NULL) {

@@ -111,8 +111,9 @@ kr_batch_emit_write(struct batch *b, struct req *q)
 {
 	char rel[KR_MF_UNIQUEID_MAX + 16];
 
-	if ((q->werr = kr_ca_cert_pem(q->cert, &q->pem, &q->pem_len)) != 0 ||
-	    (q->werr = kr_ca_cert_sha256(q->cert, q->cert_sha)) != 0 ||
+	kr_sha256(q->der, q->der_len, q->cert_sha);
+	if ((q->werr = kr_ca_der_pem(q->der, q->der_len, &q->pem,
+	    &q->pem_len)) != 0 ||
 	    (q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
 	    q->dev.unique_id)) != 0)
 		return;
@@ -141,8 +142,10 @@ emit_cert(struct batch *b, struct req *q)
 	    (r = kr_out_sum(b->out, rel, q->file_sha)) != 0)
 		goto out;
 	kr_hex(q->cert_sha, 32, hex);
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(q->cert),
-	    NULL)) == NULL || (sh = BN_bn2hex(bn)) == NULL) {
+	if ((bn = q->cert != NULL ?
+	    ASN1_INTEGER_to_BN(X509_get0_serialNumber(q->cert), NULL) :
+	    BN_bin2bn(kr_prepared_serial(q->prep), KR_SERIAL_LEN, NULL)) ==
+	    NULL || (sh = BN_bn2hex(bn)) == NULL) {
 		r = kr_err_ssl("%s: serial", q->path);
 		goto out;
 	}
@@ -172,8 +175,10 @@ emit_cert(struct batch *b, struct req *q)
 	if ((r = dump(b, b->h_aws, rec, "\n")) != 0)
 		goto out;
 	/* Azure DPS individual enrollment (X.509, primary certificate). */
-	if (q->der == NULL && (r = kr_batch_cert_der(q)) != 0)
+	if (q->der == NULL) {
+		r = kr_errf(KR_ERR_INTERNAL, "%s: no certificate DER", q->path);
 		goto out;
+	}
 	if ((b64 = malloc(q->der_len * 4 / 3 + 8)) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "certificate");
 		goto out;

@@ -71,8 +71,8 @@ struct req {
 	uint8_t serial[KR_SERIAL_LEN];	/* from the token (draw_serials) */
 	struct kr_prepared *prep;
 	uint64_t intent;
-	X509 *cert;
-	uint8_t *der;
+	X509 *cert;			/* reused requests only */
+	uint8_t *der;			/* the certificate (signed or reused) */
 	size_t der_len;
 	char *pem;			/* written to certs/ (w_write) */
 	size_t pem_len;
@@ -128,7 +128,6 @@ int kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
     KR_WUR;
 void kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q);
 void kr_batch_req_clear(struct req *q);
-int kr_batch_cert_der(struct req *q) KR_WUR;
 int kr_batch_supersede(struct batch *b, struct kr_ltx *ltx, struct req *q)
     KR_WUR;
 /* Certificate DER of a logged cert-issued entry (malloc'd). */

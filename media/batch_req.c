@@ -459,7 +459,8 @@ kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
 		    &q->der_len)) != 0)
 			goto out;
 		p = q->der;
-		if ((q->cert = d2i_X509(NULL, &p, (long)q->der_len)) == NULL) {
+		if ((q->cert = d2i_X509(NULL, &p, (long)q->der_len)) == NULL ||
+		    p != q->der + q->der_len) {
 			r = kr_err_ssl("log entry %llu: certificate",
 			    (unsigned long long)idx[n - 1]);
 			goto out;
@@ -568,19 +569,6 @@ kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q)
 	}
 	X509_NAME_free(nm);
 	ERR_clear_error();
-}
-
-int
-kr_batch_cert_der(struct req *q)
-{
-	int n;
-
-	OPENSSL_free(q->der);
-	q->der = NULL;
-	if ((n = i2d_X509(q->cert, &q->der)) <= 0)
-		return kr_err_ssl("%s: certificate DER", q->path);
-	q->der_len = (size_t)n;
-	return 0;
 }
 
 /* Record the certificate a renewal replaces as superseded. */
