@@ -106,41 +106,33 @@ rejtxt_add(struct batch *b, const struct req *q)
 	return 0;
 }
 
-void
-kr_batch_emit_write(struct batch *b, struct req *q)
+/* A jansson value as compact JSON text (malloc'd); the value is freed. */
+static int
+render(json_t *v, char **out)
 {
-	char rel[KR_MF_UNIQUEID_MAX + 16];
-
-	kr_sha256(q->der, q->der_len, q->cert_sha);
-	if ((q->werr = kr_ca_der_pem(q->der, q->der_len, &q->pem,
-	    &q->pem_len)) != 0 ||
-	    (q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
-	    q->dev.unique_id)) != 0)
-		return;
-	q->werr = kr_out_put(b->out, rel, q->pem, q->pem_len, q->file_sha);
+	*out = NULL;
+	if (v == NULL)
+		return kr_errf(KR_ERR_ALLOC, "report record");
+	*out = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	return *out == NULL ? kr_errf(KR_ERR_ALLOC, "report record") : 0;
 }
 
+/*
+ * The records of an issued (or reused) certificate: report.json, the AWS
+ * IoT bulk line, the Azure DPS enrollment. Uses only q: runs on the
+ * workers, so the ordered emit below only appends text.
+ */
 static int
-emit_cert(struct batch *b, struct req *q)
+render_cert(struct req *q)
 {
-	char rel[KR_MF_UNIQUEID_MAX + 16], hex[65], *sh = NULL;
+	char hex[65], *sh = NULL;
 	char cn[KR_MF_UNIQUEID_MAX + 4], lc[KR_MF_UNIQUEID_MAX + 4];
 	unsigned char *b64 = NULL;
 	size_t i;
 	BIGNUM *bn = NULL;
-	json_t *rec;
 	int r;
 
-	if (q->werr != 0)
-		return kr_errf(q->werr, "%s: writing certs/%s.pem failed",
-		    q->path, q->dev.unique_id);
-	if (q->pem == NULL)
-		return kr_errf(KR_ERR_INTERNAL, "%s: certificate not written",
-		    q->path);
-	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
-	    q->dev.unique_id)) != 0 ||
-	    (r = kr_out_sum(b->out, rel, q->file_sha)) != 0)
-		goto out;
 	kr_hex(q->cert_sha, 32, hex);
 	if ((bn = q->cert != NULL ?
 	    ASN1_INTEGER_to_BN(X509_get0_serialNumber(q->cert), NULL) :
@@ -156,11 +148,11 @@ emit_cert(struct batch *b, struct req *q)
 	for (i = 0; sh[i] == '0' && sh[i + 1] != 0; i++)
 		;
 	memmove(sh, sh + i, strlen(sh + i) + 1);
-	rec = json_pack("{s:s,s:s,s:s,s:n,s:s,s:s,s:b,s:b}", "file", q->path,
-	    "uniqueId", q->dev.unique_id, "decision", "accept", "reason",
-	    "serial", sh, "cert_sha256", hex, "renewal", q->renewal,
-	    "reused", q->state == REQ_REUSED);
-	if ((r = dump(b, b->h_report, rec, "")) != 0)
+	if ((r = render(json_pack("{s:s,s:s,s:s,s:n,s:s,s:s,s:b,s:b}",
+	    "file", q->path, "uniqueId", q->dev.unique_id, "decision",
+	    "accept", "reason", "serial", sh, "cert_sha256", hex, "renewal",
+	    q->renewal, "reused", q->state == REQ_REUSED),
+	    &q->rec[0])) != 0)
 		goto out;
 	/* AWS IoT bulk registration: template parameters, one per line. */
 	for (i = 0; q->dev.unique_id[i]; i++) {
@@ -170,38 +162,80 @@ emit_cert(struct batch *b, struct req *q)
 		lc[i] = c;
 	}
 	cn[i] = lc[i] = 0;
-	rec = json_pack("{s:s++,s:s,s:s}", "ThingName", "sn", cn, "",
-	    "SerialNumber", q->dev.unique_id, "CertificatePem", q->pem);
-	if ((r = dump(b, b->h_aws, rec, "\n")) != 0)
+	if ((r = render(json_pack("{s:s++,s:s,s:s}", "ThingName", "sn", cn,
+	    "", "SerialNumber", q->dev.unique_id, "CertificatePem", q->pem),
+	    &q->rec[1])) != 0)
 		goto out;
 	/* Azure DPS individual enrollment (X.509, primary certificate). */
-	if (q->der == NULL) {
-		r = kr_errf(KR_ERR_INTERNAL, "%s: no certificate DER", q->path);
-		goto out;
-	}
 	if ((b64 = malloc(q->der_len * 4 / 3 + 8)) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "certificate");
 		goto out;
 	}
 	EVP_EncodeBlock(b64, q->der, (int)q->der_len);
-	rec = json_pack("{s:s++,s:{s:s,s:{s:{s:{s:s}}}},s:s}",
+	r = render(json_pack("{s:s++,s:{s:s,s:{s:{s:{s:s}}}},s:s}",
 	    "registrationId", "sn", lc, "", "attestation", "type", "x509",
 	    "x509", "clientCertificates", "primary", "certificate",
-	    (char *)b64, "provisioningStatus", "enabled");
-	if ((r = kr_out_stream_printf(b->out, b->h_azure, "%s",
-	    b->nazure++ ? ",\n" : "")) != 0 ||
-	    (r = dump(b, b->h_azure, rec, "")) != 0)
-		goto out;
-	if (q->state == REQ_REUSED)
-		b->res->reused++;
-	else
-		b->res->issued++;
-	r = 0;
+	    (char *)b64, "provisioningStatus", "enabled"), &q->rec[2]);
  out:
 	free(b64);
 	OPENSSL_free(sh);
 	BN_free(bn);
 	return r;
+}
+
+/* Worker: PEM, hashes, certs/<id>.pem, and the records' text. */
+void
+kr_batch_emit_write(struct batch *b, struct req *q)
+{
+	char rel[KR_MF_UNIQUEID_MAX + 16];
+
+	if (q->der == NULL) {
+		q->werr = kr_errf(KR_ERR_INTERNAL, "%s: no certificate DER",
+		    q->path);
+		return;
+	}
+	kr_sha256(q->der, q->der_len, q->cert_sha);
+	if ((q->werr = kr_ca_der_pem(q->der, q->der_len, &q->pem,
+	    &q->pem_len)) != 0 ||
+	    (q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0 ||
+	    (q->werr = kr_out_put(b->out, rel, q->pem, q->pem_len,
+	    q->file_sha)) != 0)
+		return;
+	q->werr = render_cert(q);
+}
+
+static int
+emit_cert(struct batch *b, struct req *q)
+{
+	char rel[KR_MF_UNIQUEID_MAX + 16];
+	int r;
+
+	if (q->werr != 0)
+		return kr_errf(q->werr, "%s: writing certs/%s.pem failed",
+		    q->path, q->dev.unique_id);
+	if (q->pem == NULL || q->rec[0] == NULL || q->rec[1] == NULL ||
+	    q->rec[2] == NULL)
+		return kr_errf(KR_ERR_INTERNAL, "%s: certificate not written",
+		    q->path);
+	if ((r = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0 ||
+	    (r = kr_out_sum(b->out, rel, q->file_sha)) != 0 ||
+	    (r = kr_out_stream_write(b->out, b->h_report, q->rec[0],
+	    strlen(q->rec[0]))) != 0 ||
+	    (r = kr_out_stream_write(b->out, b->h_aws, q->rec[1],
+	    strlen(q->rec[1]))) != 0 ||
+	    (r = kr_out_stream_write(b->out, b->h_aws, "\n", 1)) != 0 ||
+	    (b->nazure++ > 0 &&
+	    (r = kr_out_stream_write(b->out, b->h_azure, ",\n", 2)) != 0) ||
+	    (r = kr_out_stream_write(b->out, b->h_azure, q->rec[2],
+	    strlen(q->rec[2]))) != 0)
+		return r;
+	if (q->state == REQ_REUSED)
+		b->res->reused++;
+	else
+		b->res->issued++;
+	return 0;
 }
 
 int

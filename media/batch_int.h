@@ -78,6 +78,7 @@ struct req {
 	size_t pem_len;
 	uint8_t cert_sha[32];		/* SHA-256 of the DER */
 	uint8_t file_sha[32];		/* SHA-256 of the PEM file */
+	char *rec[3];			/* report, AWS, Azure records (JSON) */
 	int werr;
 };
 

@@ -183,6 +183,9 @@ kr_batch_req_clear(struct req *q)
 	X509_free(q->cert);
 	OPENSSL_free(q->der);
 	free(q->pem);
+	free(q->rec[0]);
+	free(q->rec[1]);
+	free(q->rec[2]);
 	memset(q, 0, sizeof(*q));
 }
 
