@@ -618,6 +618,9 @@ draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
 			    KR_SERIAL_LEN)) != 0)
 				goto out;
 		}
+		/* random serials: every lookup lands on another page */
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
 	}
 	r = 0;
  out:
@@ -918,6 +921,8 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 		if (kr_bundle_is_csr(kr_media_file(b->m, i)->path))
 			b->ncsr++;
 	res->requests = b->ncsr;
+	if ((r = kr_batch_idset_reserve(&b->seen, b->ncsr)) != 0)
+		goto out;
 	if ((r = kr_snprintf(res->out, sizeof(res->out), "%s/%s/%s", o->media,
 	    KR_MEDIA_OUT_DIR, b->desc.id)) != 0)
 		goto out;

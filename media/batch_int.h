@@ -23,13 +23,16 @@
 
 #define KR_BATCH_MAX_REJTXT 1000	/* rejected lines kept for report.txt */
 
-/* Device ids seen in this run (open addressing). */
+/* Device ids seen in this run (16-octet digests, open addressing). */
+#define KR_BATCH_IDKEY 16
 struct kr_batch_idset {
-	char (*slot)[KR_MF_UNIQUEID_MAX + 1];
+	uint8_t (*slot)[KR_BATCH_IDKEY];
 	size_t cap, n;
 };
 /* 1 if id was added, 0 if it was there, <0 on allocation failure. */
 int kr_batch_idset_add(struct kr_batch_idset *s, const char *id) KR_WUR;
+/* Room for n ids without growing (the batch knows its CSR count). */
+int kr_batch_idset_reserve(struct kr_batch_idset *s, size_t n) KR_WUR;
 int kr_batch_idset_has(const struct kr_batch_idset *s, const char *id);
 void kr_batch_idset_free(struct kr_batch_idset *s);
 
