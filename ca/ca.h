@@ -6,7 +6,7 @@
  * Issuance is two steps so that the audit log can record an "intent"
  * (serial + SHA-256 of the linted TBS) before the HSM signs:
  *
- *   kr_ca_prepare_device()  build TBS, sign with a throwaway key, lint
+ *   kr_ca_prepare_device()  build TBS, set the signature algorithm, lint
  *   (audit: intent entry committed)
  *   kr_ca_sign_prepared()   HSM signs; verify with issuer key; final TBS
  *                           must equal the linted TBS byte for byte
@@ -118,7 +118,7 @@ int kr_issuer_check(const struct kr_issuer *issuer) KR_WUR;
 
 /*
  * Self-signed root for profile (kind ROOT) with key (in its token): build,
- * lint (throwaway key), sign in the HSM, verify, compare TBS.
+ * lint, C_Sign the linted TBS bytes, verify, assemble.
  * *out is a new X509.
  */
 int kr_ca_make_root(const struct kr_profile *profile, struct kr_key *key,
