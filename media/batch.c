@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,83 @@ parallel(struct batch *b, void (*fn)(struct batch *, struct worker *,
 	for (i = 1; i < nw; i++)
 		if (started[i])
 			(void)pthread_join(th[i], NULL);
+}
+
+/*
+ * The next chunk's CSRs are parsed (and their proofs of possession
+ * checked) in the background while this chunk decides, commits, signs
+ * and writes, by a SCHED_IDLE thread: it runs only on a core that would
+ * otherwise wait (the single-threaded log phases, fsync), never taking
+ * time from the signing workers. Parsing is pure: it reads the staged
+ * medium and touches no log, output or in-run state. Whatever is left
+ * when the chunk comes up is parsed by every worker at once.
+ */
+struct prefetch {
+	struct batch *b;
+	struct req *reqs;
+	size_t n;
+	atomic_size_t next;
+	pthread_t th;
+	int running;
+};
+
+static void
+prefetch_loop(struct prefetch *pf)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add(&pf->next, 1)) < pf->n)
+		kr_batch_req_parse(pf->b, &pf->reqs[i]);
+	ERR_clear_error();
+}
+
+static void *
+prefetch_idle(void *a)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	(void)sched_setscheduler(0, SCHED_IDLE, &sp);	/* this thread */
+	prefetch_loop(a);
+	return NULL;
+}
+
+static void *
+prefetch_help(void *a)
+{
+	prefetch_loop(a);
+	return NULL;
+}
+
+static void
+prefetch_start(struct prefetch *pf, struct batch *b, struct req *reqs,
+    size_t n)
+{
+	pf->b = b;
+	pf->reqs = reqs;
+	pf->n = n;
+	atomic_init(&pf->next, 0);
+	pf->running = n > 0 && pthread_create(&pf->th, NULL, prefetch_idle,
+	    pf) == 0;
+}
+
+/* Parse what is left on every worker, then join the idle thread. */
+static void
+prefetch_finish(struct prefetch *pf, unsigned nw)
+{
+	pthread_t th[KR_BATCH_SESSIONS_MAX];
+	int started[KR_BATCH_SESSIONS_MAX];
+	unsigned i;
+
+	for (i = 1; i < nw; i++)
+		started[i] = pthread_create(&th[i], NULL, prefetch_help,
+		    pf) == 0;
+	prefetch_loop(pf);
+	for (i = 1; i < nw; i++)
+		if (started[i])
+			(void)pthread_join(th[i], NULL);
+	if (pf->running)
+		(void)pthread_join(pf->th, NULL);
+	pf->running = 0;
 }
 
 /* -------------------------------------------------------- small helpers */
@@ -514,13 +592,6 @@ begin_batch(struct batch *b)
 /* --------------------------------------------------------- one chunk */
 
 static void
-w_parse(struct batch *b, struct worker *w, struct req *q)
-{
-	(void)w;
-	kr_batch_req_parse(b, q);
-}
-
-static void
 w_prepare(struct batch *b, struct worker *w, struct req *q)
 {
 	kr_batch_req_prepare(b, w, q);
@@ -629,7 +700,8 @@ draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
 }
 
 static int
-run_chunk(struct batch *b, struct req *reqs, size_t n)
+run_chunk(struct batch *b, struct req *reqs, size_t n, struct prefetch *pf,
+    struct req *next, size_t nnext)
 {
 	struct req *v[KR_BATCH_CHUNK_MAX];
 	struct kr_ltx *ltx = NULL;
@@ -647,8 +719,10 @@ run_chunk(struct batch *b, struct req *reqs, size_t n)
 	t = t1; } while (0)
 	for (i = 0; i < n; i++)
 		v[i] = &reqs[i];
-	/* 1. parse + proof of possession, in parallel */
-	parallel(b, w_parse, v, n);
+	/* 1. parse + proof of possession: what the idle thread left, in
+	 * parallel; then the next chunk starts in the background */
+	prefetch_finish(pf, b->nw);
+	prefetch_start(pf, b, next, nnext);
 	PHASE(0);
 	/* 2. facts + decision (serial: LMDB reads, in-run state) */
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
@@ -880,19 +954,40 @@ read_batch_json(struct batch *b)
 	return 0;
 }
 
+/* The next up to `chunk` CSRs of the medium from *i on, into reqs. */
+static size_t
+next_chunk(struct batch *b, struct req *reqs, unsigned chunk, size_t *i)
+{
+	size_t n = 0;
+
+	for (; *i < kr_media_count(b->m) && n < chunk; (*i)++) {
+		const struct kr_media_file *f = kr_media_file(b->m, *i);
+
+		if (!kr_bundle_is_csr(f->path))
+			continue;
+		memset(&reqs[n], 0, sizeof(reqs[n]));
+		reqs[n].file = *i;
+		reqs[n].path = f->path;
+		n++;
+	}
+	return n;
+}
+
 int
 kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 {
 	struct batch *b = NULL;
 	struct req *reqs = NULL;
 	struct kr_progress prog;
+	struct prefetch pf;
 	struct stat st;
-	size_t i, k, done = 0;
-	unsigned chunk;
+	size_t i, k, n, done = 0;
+	unsigned chunk, cur;
 	int r;
 	double t0, ts[6] = { kr_now(), 0, 0, 0, 0, 0 };
 
 	memset(res, 0, sizeof(*res));
+	memset(&pf, 0, sizeof(pf));
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return kr_errf(KR_ERR_ALLOC, "batch");
 	b->o = o;
@@ -943,7 +1038,7 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	if ((r = kr_out_begin(o->media, b->desc.id, &b->out)) != 0 ||
 	    (r = kr_batch_emit_begin(b)) != 0)
 		goto out;
-	if ((reqs = calloc(chunk, sizeof(*reqs))) == NULL) {
+	if ((reqs = calloc(2 * (size_t)chunk, sizeof(*reqs))) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "requests");
 		goto out;
 	}
@@ -951,28 +1046,30 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	kr_progress_start(&prog, "signing", b->ncsr);
 	prog.active = prog.active && o->progress;
 	t0 = kr_now();
-	for (i = 0; i < kr_media_count(b->m);) {
-		size_t n = 0;
+	/* Chunks alternate between the two halves of reqs. */
+	i = 0;
+	n = next_chunk(b, reqs, chunk, &i);
+	prefetch_start(&pf, b, reqs, n);
+	for (cur = 0; n > 0; cur ^= 1) {
+		struct req *rq = reqs + (size_t)cur * chunk;
+		struct req *nx = reqs + (size_t)(cur ^ 1) * chunk;
+		size_t nn = next_chunk(b, nx, chunk, &i);
 
-		for (; i < kr_media_count(b->m) && n < chunk; i++) {
-			const struct kr_media_file *f = kr_media_file(b->m, i);
-
-			if (!kr_bundle_is_csr(f->path))
-				continue;
-			memset(&reqs[n], 0, sizeof(reqs[n]));
-			reqs[n].file = i;
-			reqs[n].path = f->path;
-			n++;
-		}
-		r = run_chunk(b, reqs, n);
+		r = run_chunk(b, rq, n, &pf, nx, nn);
 		for (k = 0; k < n; k++)
-			kr_batch_req_clear(&reqs[k]);
-		if (r != 0)
+			kr_batch_req_clear(&rq[k]);
+		if (r != 0) {
+			prefetch_finish(&pf, 1);
+			for (k = 0; k < nn; k++)
+				kr_batch_req_clear(&nx[k]);
 			goto out;
+		}
 		done += n;
 		if (o->progress)
 			kr_progress_update(&prog, done);
+		n = nn;
 	}
+	prefetch_finish(&pf, 1);
 	if (o->progress)
 		kr_progress_finish(&prog);
 	res->seconds = kr_now() - t0;

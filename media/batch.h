@@ -33,7 +33,7 @@
 
 #define KR_BATCH_DBI "batches"
 #define KR_QUOTA_DBI "quota"
-#define KR_BATCH_CHUNK_DEFAULT 512	/* CSRs per log commit */
+#define KR_BATCH_CHUNK_DEFAULT 384	/* CSRs per log commit */
 #define KR_BATCH_CHUNK_MAX 8192
 #define KR_BATCH_SESSIONS_DEFAULT 2	/* PKCS#11 sessions / threads */
 #define KR_BATCH_SESSIONS_MAX 16

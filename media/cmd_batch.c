@@ -29,7 +29,7 @@ static const char sign_usage[] =
     "signed in the HSM, logged (issued + checkpoint), and only then written.\n\n"
     "  --pin SPEC     issuing token PIN: file:PATH, fd:N or env:NAME\n"
     "                 (prompted without echo if absent)\n"
-    "  --chunk N      CSRs per log commit (default 512)\n"
+    "  --chunk N      CSRs per log commit (default 384)\n"
     "  --sessions N   PKCS#11 sessions / signing threads (default 2)\n\n"
     "Exit: 0 every request signed, 3 some rejected, 4 nothing signed or\n"
     "the batch was refused / failed, 2 usage.\n";
