@@ -337,6 +337,22 @@ prepare(X509 *x, const struct kr_profile *prof, const X509 *issuer,
 	return tbs_der(x, &p->tbs, &p->tbslen);
 }
 
+/*
+ * C_Sign TBS bytes whose signature AlgorithmIdentifier is alg, after
+ * checking alg is the one key's type signs with.
+ */
+static int
+hsm_sign_tbs(struct kr_key *key, const uint8_t *tbs, size_t tbslen,
+    const X509_ALGOR *alg, uint8_t *sig, size_t *siglen)
+{
+	enum kr_key_type t = kr_key_type(key);
+
+	if (alg == NULL || OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t))
+		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
+		    "not match the %s key", kr_key_type_name(t));
+	return kr_hsm_sign_raw(key, tbs, tbslen, sig, siglen);
+}
+
 int
 kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 {
@@ -368,14 +384,9 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 		X509_CRL_get0_signature(*crlp, NULL, &alg);
 		n = i2d_re_X509_CRL_tbs(*crlp, &tbs);
 	}
-	if (n <= 0 || alg == NULL)
+	if (n <= 0)
 		return kr_err_ssl("encoding TBS");
-	if (OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t)) {
-		OPENSSL_free(tbs);
-		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
-		    "not match the %s key", kr_key_type_name(t));
-	}
-	if ((r = kr_hsm_sign_raw(key, tbs, (size_t)n, sig, &siglen)) != 0 ||
+	if ((r = hsm_sign_tbs(key, tbs, (size_t)n, alg, sig, &siglen)) != 0 ||
 	    (r = kr_asn1_signed(tbs, (size_t)n, alg, sig, siglen, &der,
 	    &derlen)) != 0)
 		goto out;
@@ -433,10 +444,8 @@ sign_der(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
 		    "signed");
 	p->signed_once = 1;
 	X509_get0_signature(NULL, &alg, p->x);
-	if (alg == NULL || OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t))
-		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
-		    "not match the %s key", kr_key_type_name(t));
-	if ((r = kr_hsm_sign_raw(key, p->tbs, p->tbslen, sig, &siglen)) != 0)
+	if ((r = hsm_sign_tbs(key, p->tbs, p->tbslen, alg, sig,
+	    &siglen)) != 0)
 		return r;
 	ok = (mc = EVP_MD_CTX_new()) != NULL &&
 	    EVP_DigestVerifyInit(mc, NULL, kr_ca_md(t), NULL, issuer_pub) == 1 &&
