@@ -6,8 +6,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,143 +33,182 @@
 
 /* ------------------------------------------------------------ threads */
 
-struct pfor {
-	struct batch *b;
-	void (*fn)(struct batch *, struct worker *, struct req *);
+/*
+ * The stages of a chunk that run on the workers, most urgent first: a
+ * worker always takes the next item of the most urgent job there is, so
+ * the chunk the log is waiting for goes ahead, and the background work
+ * (the next chunk's parse, the last chunk's files) fills the time the
+ * main thread spends alone in the log.
+ */
+enum job_kind { J_SIGN, J_BUILD, J_WRITE, J_PARSE, J_KINDS };
+
+static const char *const job_name[J_KINDS] = {
+	"sign", "build", "write", "parse"
+};
+
+/* One stage of one chunk: fn over v[0..n). */
+struct job {
+	enum job_kind kind;
 	struct req **v;
-	size_t n;
-	atomic_size_t next;
-	unsigned w;
+	size_t n, next, done;
 };
-
-struct pfor_arg {
-	struct pfor *pf;
-	unsigned w;
-};
-
-static void *
-pfor_run(void *a)
-{
-	struct pfor_arg *pa = a;
-	struct pfor *pf = pa->pf;
-	size_t i;
-
-	while ((i = atomic_fetch_add(&pf->next, 1)) < pf->n)
-		pf->fn(pf->b, &pf->b->w[pa->w], pf->v[i]);
-	ERR_clear_error();
-	return NULL;
-}
-
-/* Run fn over v[0..n) on every worker (the calling thread is worker 0). */
-static void
-parallel(struct batch *b, void (*fn)(struct batch *, struct worker *,
-    struct req *), struct req **v, size_t n)
-{
-	struct pfor pf;
-	struct pfor_arg pa[KR_BATCH_SESSIONS_MAX];
-	pthread_t th[KR_BATCH_SESSIONS_MAX];
-	int started[KR_BATCH_SESSIONS_MAX];
-	unsigned i, nw = b->nw;
-
-	if (n == 0)
-		return;
-	memset(&pf, 0, sizeof(pf));
-	pf.b = b;
-	pf.fn = fn;
-	pf.v = v;
-	pf.n = n;
-	atomic_init(&pf.next, 0);
-	if (nw > n)
-		nw = (unsigned)n;
-	for (i = 0; i < nw; i++) {
-		pa[i].pf = &pf;
-		pa[i].w = i;
-		started[i] = 0;
-	}
-	for (i = 1; i < nw; i++)
-		started[i] = pthread_create(&th[i], NULL, pfor_run,
-		    &pa[i]) == 0;
-	(void)pfor_run(&pa[0]);
-	for (i = 1; i < nw; i++)
-		if (started[i])
-			(void)pthread_join(th[i], NULL);
-}
 
 /*
- * The next chunk's CSRs are parsed (and their proofs of possession
- * checked) in the background while this chunk decides, commits, signs
- * and writes, by a SCHED_IDLE thread: it runs only on a core that would
- * otherwise wait (the single-threaded log phases, fsync), never taking
- * time from the signing workers. Parsing is pure: it reads the staged
- * medium and touches no log, output or in-run state. Whatever is left
- * when the chunk comes up is parsed by every worker at once.
+ * A fixed pool of one thread per PKCS#11 session (worker w[i], its own
+ * session, never shared). The main thread submits jobs and keeps the
+ * single-threaded work to itself: decisions, log commits, the records.
  */
-struct prefetch {
+#define POOL_QUEUE (3 * J_KINDS)
+struct pool {
 	struct batch *b;
-	struct req *reqs;
-	size_t n;
-	atomic_size_t next;
-	pthread_t th;
-	int running;
+	pthread_mutex_t mu;
+	pthread_cond_t work;	/* workers: a job was queued, or stop */
+	pthread_cond_t fin;	/* main: a job finished */
+	struct job *q[POOL_QUEUE];	/* jobs with items not yet taken */
+	size_t nq;
+	int stop;
+	pthread_t th[KR_BATCH_SESSIONS_MAX];
+	unsigned nth;
+	struct pool_arg {
+		struct pool *p;
+		unsigned w;
+		double busy[J_KINDS];	/* seconds in each kind of job */
+	} arg[KR_BATCH_SESSIONS_MAX];
 };
 
+static void job_run(enum job_kind kind, struct batch *b, struct worker *w,
+    struct req *q);
+
+/* The most urgent queued job, first submitted first; NULL if none. */
+static struct job *
+pool_pick(struct pool *p)
+{
+	struct job *best = NULL;
+	size_t i;
+
+	for (i = 0; i < p->nq; i++)
+		if (best == NULL || p->q[i]->kind < best->kind)
+			best = p->q[i];
+	return best;
+}
+
 static void
-prefetch_loop(struct prefetch *pf)
+pool_unqueue(struct pool *p, struct job *j)
 {
 	size_t i;
 
-	while ((i = atomic_fetch_add(&pf->next, 1)) < pf->n)
-		kr_batch_req_parse(pf->b, &pf->reqs[i]);
-	ERR_clear_error();
+	for (i = 0; i < p->nq; i++)
+		if (p->q[i] == j) {
+			memmove(&p->q[i], &p->q[i + 1],
+			    (p->nq - i - 1) * sizeof(p->q[0]));
+			p->nq--;
+			return;
+		}
 }
 
 static void *
-prefetch_idle(void *a)
+pool_run(void *a)
 {
-	struct sched_param sp = { .sched_priority = 0 };
+	struct pool_arg *pa = a;
+	struct pool *p = pa->p;
+	struct worker *w = &p->b->w[pa->w];
+	struct job *j;
+	struct req *q;
+	double t;
 
-	(void)sched_setscheduler(0, SCHED_IDLE, &sp);	/* this thread */
-	prefetch_loop(a);
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		if ((j = pool_pick(p)) == NULL) {
+			if (p->stop)
+				break;
+			pthread_cond_wait(&p->work, &p->mu);
+			continue;
+		}
+		q = j->v[j->next++];
+		if (j->next == j->n)
+			pool_unqueue(p, j);
+		pthread_mutex_unlock(&p->mu);
+		t = kr_now();
+		job_run(j->kind, p->b, w, q);
+		ERR_clear_error();
+		pa->busy[j->kind] += kr_now() - t;
+		pthread_mutex_lock(&p->mu);
+		if (++j->done == j->n)
+			pthread_cond_broadcast(&p->fin);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
-static void *
-prefetch_help(void *a)
+/* Start one thread per worker session; 0 or an error (nothing started). */
+static int
+pool_start(struct pool *p, struct batch *b)
 {
-	prefetch_loop(a);
-	return NULL;
-}
-
-static void
-prefetch_start(struct prefetch *pf, struct batch *b, struct req *reqs,
-    size_t n)
-{
-	pf->b = b;
-	pf->reqs = reqs;
-	pf->n = n;
-	atomic_init(&pf->next, 0);
-	pf->running = n > 0 && pthread_create(&pf->th, NULL, prefetch_idle,
-	    pf) == 0;
-}
-
-/* Parse what is left on every worker, then join the idle thread. */
-static void
-prefetch_finish(struct prefetch *pf, unsigned nw)
-{
-	pthread_t th[KR_BATCH_SESSIONS_MAX];
-	int started[KR_BATCH_SESSIONS_MAX];
 	unsigned i;
 
-	for (i = 1; i < nw; i++)
-		started[i] = pthread_create(&th[i], NULL, prefetch_help,
-		    pf) == 0;
-	prefetch_loop(pf);
-	for (i = 1; i < nw; i++)
-		if (started[i])
-			(void)pthread_join(th[i], NULL);
-	if (pf->running)
-		(void)pthread_join(pf->th, NULL);
-	pf->running = 0;
+	memset(p, 0, sizeof(*p));
+	p->b = b;
+	if (pthread_mutex_init(&p->mu, NULL) != 0 ||
+	    pthread_cond_init(&p->work, NULL) != 0 ||
+	    pthread_cond_init(&p->fin, NULL) != 0)
+		return kr_errf(KR_ERR_ALLOC, "worker pool");
+	for (i = 0; i < b->nw; i++) {
+		p->arg[i].p = p;
+		p->arg[i].w = i;
+		if (pthread_create(&p->th[i], NULL, pool_run,
+		    &p->arg[i]) != 0)
+			break;
+		p->nth++;
+	}
+	if (p->nth == 0)
+		return kr_errf(KR_ERR_ALLOC, "no worker thread");
+	return 0;
+}
+
+/* Queue fn's items of one stage (none: done at once). */
+static void
+pool_submit(struct pool *p, struct job *j, enum job_kind kind,
+    struct req **v, size_t n)
+{
+	j->kind = kind;
+	j->v = v;
+	j->n = n;
+	j->next = j->done = 0;
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->q[p->nq++] = j;	/* at most 3 chunks x J_KINDS in flight */
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void
+pool_wait(struct pool *p, const struct job *j)
+{
+	pthread_mutex_lock(&p->mu);
+	while (j->done < j->n)
+		pthread_cond_wait(&p->fin, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Let every queued item finish, then stop and join the threads. */
+static void
+pool_stop(struct pool *p)
+{
+	unsigned i;
+
+	if (p->nth == 0)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < p->nth; i++)
+		(void)pthread_join(p->th[i], NULL);
+	p->nth = 0;
+	pthread_cond_destroy(&p->fin);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->mu);
 }
 
 /* -------------------------------------------------------- small helpers */
@@ -431,6 +468,10 @@ open_hsm(struct batch *b)
 		if ((r = kr_issuer_check(&b->w[i].iss)) != 0)
 			return r;
 	}
+	/* The main thread's own session: serials while the workers sign. */
+	if ((r = kr_token_open(b->hsm, b->cfg.token_issuing, b->pin,
+	    b->pinlen, &b->tok_main)) != 0)
+		return r;
 	/*
 	 * libp11 sets up its slot list lazily and not thread-safely; a
 	 * worker's session recovery reaches it, so it is set up here,
@@ -453,6 +494,7 @@ close_all(struct batch *b)
 		kr_key_free(b->w[i].key);
 		kr_token_close(b->w[i].tok);
 	}
+	kr_token_close(b->tok_main);
 	kr_hsm_free(b->hsm);
 	if (b->pin != NULL)
 		kr_secure_free(b->pin, KR_PIN_MAX);
@@ -589,263 +631,6 @@ begin_batch(struct batch *b)
 	return r;
 }
 
-/* --------------------------------------------------------- one chunk */
-
-static void
-w_prepare(struct batch *b, struct worker *w, struct req *q)
-{
-	kr_batch_req_prepare(b, w, q);
-}
-
-static void
-w_sign(struct batch *b, struct worker *w, struct req *q)
-{
-	q->err = kr_ca_sign_prepared_der(q->prep, &w->iss, &q->der,
-	    &q->der_len);
-	if (q->err != 0)
-		snprintf(q->msg, sizeof(q->msg), "HSM signing failed: %s",
-		    kr_strerror(q->err));
-}
-
-static void
-w_write(struct batch *b, struct worker *w, struct req *q)
-{
-	(void)w;
-	kr_batch_emit_write(b, q);
-}
-
-static int
-log_rejected(struct batch *b, struct kr_ltx *ltx, struct req *q)
-{
-	char reason[sizeof(q->msg) + 64];
-
-	snprintf(reason, sizeof(reason), "%s: %s", q->reason, q->msg);
-	kr_batch_sanitize(reason);
-	return kr_ltx_appendf(ltx, KR_E_REQUEST_REJECTED, b->o->actor, NULL,
-	    "batch", b->desc.id, "file", q->path, "device-id",
-	    q->have_dev ? q->dev.unique_id : NULL, "reason", reason, NULL);
-}
-
-static void
-reject(struct req *q, const char *reason)
-{
-	q->state = REQ_REJECTED;
-	snprintf(q->reason, sizeof(q->reason), "%s", reason);
-}
-
-/*
- * Serials for the accepted requests of a chunk from the issuing token's
- * RNG: one C_GenerateRandom for the whole chunk (its cost vanishes), 16
- * octets each, positive with a nonzero first octet (>= 120 bits of
- * entropy), and checked against the issued-serial index of the log and
- * against the chunk itself; a clash (or a zero first octet) draws that
- * one again. Runs on the main thread between the parallel phases, so the
- * token's raw session is not shared.
- */
-#define SERIAL_TRIES 8
-static int
-draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
-{
-	uint8_t *pool = NULL;
-	char hex[80];
-	uint64_t idx;
-	size_t i, j;
-	int r, tries, clash;
-
-	if (nv == 0)
-		return 0;
-	if ((pool = malloc(nv * KR_SERIAL_LEN)) == NULL)
-		return kr_errf(KR_ERR_ALLOC, "serials");
-	if ((r = kr_token_random(b->w[0].tok, pool, nv * KR_SERIAL_LEN)) != 0)
-		goto out;
-	for (i = 0; i < nv; i++) {
-		uint8_t *s = v[i]->serial;
-
-		memcpy(s, pool + i * KR_SERIAL_LEN, KR_SERIAL_LEN);
-		for (tries = 0;; tries++) {
-			s[0] &= 0x7f;
-			clash = s[0] == 0;
-			if (!clash) {
-				serial_hex(s, KR_SERIAL_LEN, hex);
-				r = kr_log_serial_lookup(b->log, txn,
-				    b->issuer_id, hex, &idx);
-				if (r == 0)
-					clash = 1;
-				else if (r != KR_ERR_NOT_FOUND)
-					goto out;
-				kr_err_clear();
-			}
-			for (j = 0; j < i && !clash; j++)
-				clash = memcmp(v[j]->serial, s,
-				    KR_SERIAL_LEN) == 0;
-			if (!clash)
-				break;
-			if (tries + 1 >= SERIAL_TRIES) {
-				r = kr_errf(KR_ERR_EXISTS, "no unused serial "
-				    "after %d draws", SERIAL_TRIES);
-				goto out;
-			}
-			if ((r = kr_token_random(b->w[0].tok, s,
-			    KR_SERIAL_LEN)) != 0)
-				goto out;
-		}
-		/* random serials: every lookup lands on another page */
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
-	}
-	r = 0;
- out:
-	free(pool);
-	return r;
-}
-
-static int
-run_chunk(struct batch *b, struct req *reqs, size_t n, struct prefetch *pf,
-    struct req *next, size_t nnext)
-{
-	struct req *v[KR_BATCH_CHUNK_MAX];
-	struct kr_ltx *ltx = NULL;
-	struct kr_cert_intent ci;
-	struct kr_cert_issued cis;
-	size_t i, nv;
-	uint64_t charged = 0;
-	char ser[80];
-	int r;
-
-	double t = kr_now();
-
-	/* KEYROOM_BATCH_TIMING: seconds per phase, summed over chunks. */
-#define PHASE(k) do { double t1 = kr_now(); b->phase[k] += t1 - t; \
-	t = t1; } while (0)
-	for (i = 0; i < n; i++)
-		v[i] = &reqs[i];
-	/* 1. parse + proof of possession: what the idle thread left, in
-	 * parallel; then the next chunk starts in the background */
-	prefetch_finish(pf, b->nw);
-	prefetch_start(pf, b, next, nnext);
-	PHASE(0);
-	/* 2. facts + decision (serial: LMDB reads, in-run state) */
-	if ((r = kr_log_begin(b->log, &ltx)) != 0)
-		return r;
-	find_map(b);
-	for (i = 0; i < n; i++) {
-		if ((r = kr_batch_req_decide(b, kr_ltx_mdb(ltx), &reqs[i])) != 0)
-			goto out;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
-	}
-	kr_batch_drop_map(b);
-	/* 3. serials from the token (one draw), build + lint in parallel */
-	for (i = nv = 0; i < n; i++)
-		if (reqs[i].state == REQ_ACCEPTED)
-			v[nv++] = &reqs[i];
-	if ((r = draw_serials(b, kr_ltx_mdb(ltx), v, nv)) != 0)
-		goto out;
-	PHASE(1);
-	parallel(b, w_prepare, v, nv);
-	PHASE(2);
-	/* 4. intents and rejections committed before anything is signed */
-	for (i = 0; i < n; i++) {
-		struct req *q = &reqs[i];
-
-		if (q->state == REQ_ACCEPTED && q->err != 0)
-			reject(q, "lint-failed");
-		if (q->state == REQ_REJECTED) {
-			if ((r = log_rejected(b, ltx, q)) != 0)
-				goto out;
-			continue;
-		}
-		if (q->state != REQ_ACCEPTED)
-			continue;
-		memset(&ci, 0, sizeof(ci));
-		serial_hex(kr_prepared_serial(q->prep), KR_SERIAL_LEN, ser);
-		ci.issuer = b->issuer_id;
-		ci.serial = ser;
-		kr_prepared_tbs_sha256(q->prep, ci.tbs_sha256);
-		ci.device_id = q->dev.unique_id;
-		ci.batch = b->desc.id;
-		ci.profile = b->profile_name;
-		if ((r = kr_log_intent(ltx, b->o->actor, &ci,
-		    &q->intent)) != 0)
-			goto out;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
-	}
-	r = kr_ltx_commit(ltx, &b->signer, NULL);
-	ltx = NULL;
-	if (r != 0)
-		goto out;
-	kr_media_crash_point("chunk: intents committed");
-	kr_batch_drop_map(b);
-	/* 5. the HSM signs, on every session */
-	for (i = nv = 0; i < n; i++)
-		if (reqs[i].state == REQ_ACCEPTED)
-			v[nv++] = &reqs[i];
-	PHASE(3);
-	parallel(b, w_sign, v, nv);
-	PHASE(4);
-	kr_media_crash_point("chunk: signed");
-	/* 6. issued entries + checkpoint in one transaction */
-	if ((r = kr_log_begin(b->log, &ltx)) != 0)
-		goto out;
-	for (i = 0; i < nv; i++) {
-		struct req *q = v[i];
-
-		if (q->err != 0) {
-			if ((r = kr_log_abandon(ltx, b->o->actor, q->intent,
-			    "signing failed", NULL)) != 0)
-				goto out;
-			reject(q, "signing-failed");
-			continue;
-		}
-		memset(&cis, 0, sizeof(cis));
-		cis.intent = q->intent;
-		cis.device_id = q->dev.unique_id;
-		cis.batch = b->desc.id;
-		cis.der = q->der;
-		cis.der_len = q->der_len;
-		if ((r = kr_log_issued(ltx, b->o->actor, &cis, NULL)) != 0)
-			goto out;
-		if (q->renewal && (r = kr_batch_supersede(b, ltx, q)) != 0)
-			goto out;
-		if (!q->renewal)
-			charged++;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
-	}
-	if (charged > 0 && (r = put_quota(kr_ltx_mdb(ltx), b->dbi_quota,
-	    b->desc.manufacturer, b->quota_used + charged)) != 0)
-		goto out;
-	free(b->note);
-	b->note = NULL;
-	r = kr_ltx_commit(ltx, &b->signer, &b->note);
-	ltx = NULL;
-	if (r != 0)
-		goto out;
-	b->quota_used += charged;
-	b->quota_pending = 0;	/* charged, or failed and never charged */
-	kr_media_crash_point("chunk: issued committed");
-	kr_batch_drop_map(b);
-	/* 7. only now: the certificates go to the output (files in
-	 * parallel, then the records in order) */
-	for (i = nv = 0; i < n; i++)
-		if ((reqs[i].state == REQ_ACCEPTED && reqs[i].err == 0) ||
-		    reqs[i].state == REQ_REUSED)
-			v[nv++] = &reqs[i];
-	PHASE(5);
-	parallel(b, w_write, v, nv);
-	PHASE(6);
-	for (i = 0; i < n; i++)
-		if ((r = kr_batch_emit(b, &reqs[i])) != 0)
-			goto out;
-	PHASE(7);
-	kr_media_crash_point("chunk: output written");
-	kr_batch_drop_map(b);
-	r = 0;
- out:
-	kr_ltx_abort(ltx);
-	return r;
-}
 
 /* ------------------------------------------------------------ finish */
 
@@ -973,21 +758,410 @@ next_chunk(struct batch *b, struct req *reqs, unsigned chunk, size_t *i)
 	return n;
 }
 
+/* -------------------------------------------------------- the chunks */
+
+/*
+ * Where the main thread's seconds go (KEYROOM_BATCH_TIMING): its own
+ * work, and its waits for the workers.
+ */
+enum { PH_DECIDE, PH_INTENTS, PH_ISSUED, PH_RECORDS, PH_WAIT_PARSE,
+	PH_WAIT_BUILD, PH_WAIT_SIGN, PH_WAIT_WRITE };
+
+static double
+phase(struct batch *b, int k, double t)
+{
+	double t1 = kr_now();
+
+	b->phase[k] += t1 - t;
+	return t1;
+}
+
+/* A chunk in flight: its requests and one job per stage. */
+struct chunk {
+	struct req *reqs;
+	size_t n;
+	struct req **v[J_KINDS];
+	struct job job[J_KINDS];
+};
+
+static void
+job_run(enum job_kind kind, struct batch *b, struct worker *w, struct req *q)
+{
+	switch (kind) {
+	case J_PARSE:
+		kr_batch_req_parse(b, q);
+		break;
+	case J_BUILD:
+		kr_batch_req_prepare(b, w, q);
+		break;
+	case J_SIGN:
+		q->err = kr_ca_sign_prepared_der(q->prep, &w->iss, &q->der,
+		    &q->der_len);
+		if (q->err != 0)
+			snprintf(q->msg, sizeof(q->msg), "HSM signing failed: "
+			    "%s", kr_strerror(q->err));
+		else	/* in memory: nothing leaves before it is logged */
+			kr_batch_emit_render(b, q);
+		break;
+	case J_WRITE:
+		kr_batch_emit_write(b, q);
+		break;
+	case J_KINDS:
+		break;
+	}
+}
+
+static int
+log_rejected(struct batch *b, struct kr_ltx *ltx, struct req *q)
+{
+	char reason[sizeof(q->msg) + 64];
+
+	snprintf(reason, sizeof(reason), "%s: %s", q->reason, q->msg);
+	kr_batch_sanitize(reason);
+	return kr_ltx_appendf(ltx, KR_E_REQUEST_REJECTED, b->o->actor, NULL,
+	    "batch", b->desc.id, "file", q->path, "device-id",
+	    q->have_dev ? q->dev.unique_id : NULL, "reason", reason, NULL);
+}
+
+static void
+reject(struct req *q, const char *reason)
+{
+	q->state = REQ_REJECTED;
+	snprintf(q->reason, sizeof(q->reason), "%s", reason);
+}
+
+/*
+ * Serials for the accepted requests of a chunk from the issuing token's
+ * RNG: one C_GenerateRandom for the whole chunk (its cost vanishes), 16
+ * octets each, positive with a nonzero first octet (>= 120 bits of
+ * entropy), and checked against the issued-serial index of the log and
+ * against the chunk itself; a clash (or a zero first octet) draws that
+ * one again. On the main thread's own token session (no worker's).
+ */
+#define SERIAL_TRIES 8
+static int
+draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
+{
+	uint8_t *pool = NULL;
+	char hex[80];
+	uint64_t idx;
+	size_t i, j;
+	int r, tries, clash;
+
+	if (nv == 0)
+		return 0;
+	if ((pool = malloc(nv * KR_SERIAL_LEN)) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "serials");
+	if ((r = kr_token_random(b->tok_main, pool, nv * KR_SERIAL_LEN)) != 0)
+		goto out;
+	for (i = 0; i < nv; i++) {
+		uint8_t *s = v[i]->serial;
+
+		memcpy(s, pool + i * KR_SERIAL_LEN, KR_SERIAL_LEN);
+		for (tries = 0;; tries++) {
+			s[0] &= 0x7f;
+			clash = s[0] == 0;
+			if (!clash) {
+				serial_hex(s, KR_SERIAL_LEN, hex);
+				r = kr_log_serial_lookup(b->log, txn,
+				    b->issuer_id, hex, &idx);
+				if (r == 0)
+					clash = 1;
+				else if (r != KR_ERR_NOT_FOUND)
+					goto out;
+				kr_err_clear();
+			}
+			for (j = 0; j < i && !clash; j++)
+				clash = memcmp(v[j]->serial, s,
+				    KR_SERIAL_LEN) == 0;
+			if (!clash)
+				break;
+			if (tries + 1 >= SERIAL_TRIES) {
+				r = kr_errf(KR_ERR_EXISTS, "no unused serial "
+				    "after %d draws", SERIAL_TRIES);
+				goto out;
+			}
+			if ((r = kr_token_random(b->tok_main, s,
+			    KR_SERIAL_LEN)) != 0)
+				goto out;
+		}
+		/* random serials: every lookup lands on another page */
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
+	}
+	r = 0;
+ out:
+	free(pool);
+	return r;
+}
+
+/* The requests of c that want() (all, if want is NULL) into c->v[k]. */
+static size_t
+select_reqs(struct chunk *c, enum job_kind k, int (*want)(const struct req *))
+{
+	size_t i, nv = 0;
+
+	for (i = 0; i < c->n; i++)
+		if (want == NULL || want(&c->reqs[i]))
+			c->v[k][nv++] = &c->reqs[i];
+	return nv;
+}
+
+static int
+is_accepted(const struct req *q)
+{
+	return q->state == REQ_ACCEPTED;
+}
+
+static int
+is_output(const struct req *q)
+{
+	return (q->state == REQ_ACCEPTED && q->err == 0) ||
+	    q->state == REQ_REUSED;
+}
+
+static void
+submit(struct pool *p, struct chunk *c, enum job_kind k,
+    int (*want)(const struct req *))
+{
+	pool_submit(p, &c->job[k], k, c->v[k], select_reqs(c, k, want));
+}
+
+/*
+ * Facts and decisions (LMDB reads, in-run state), serials, build + lint
+ * on the workers, then the intents and rejections committed: before
+ * anything of this chunk is signed.
+ */
+static int
+chunk_decide(struct batch *b, struct pool *p, struct chunk *c)
+{
+	struct kr_ltx *ltx = NULL;
+	struct kr_cert_intent ci;
+	char ser[80];
+	size_t i;
+	int r;
+	double t = kr_now();
+
+	if ((r = kr_log_begin(b->log, &ltx)) != 0)
+		return r;
+	find_map(b);
+	for (i = 0; i < c->n; i++) {
+		if ((r = kr_batch_req_decide(b, kr_ltx_mdb(ltx),
+		    &c->reqs[i])) != 0)
+			goto out;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
+	}
+	kr_batch_drop_map(b);
+	if ((r = draw_serials(b, kr_ltx_mdb(ltx), c->v[J_BUILD],
+	    select_reqs(c, J_BUILD, is_accepted))) != 0)
+		goto out;
+	t = phase(b, PH_DECIDE, t);
+	submit(p, c, J_BUILD, is_accepted);
+	pool_wait(p, &c->job[J_BUILD]);
+	t = phase(b, PH_WAIT_BUILD, t);
+	for (i = 0; i < c->n; i++) {
+		struct req *q = &c->reqs[i];
+
+		if (q->state == REQ_ACCEPTED && q->err != 0)
+			reject(q, "lint-failed");
+		if (q->state == REQ_REJECTED) {
+			if ((r = log_rejected(b, ltx, q)) != 0)
+				goto out;
+			continue;
+		}
+		if (q->state != REQ_ACCEPTED)
+			continue;
+		memset(&ci, 0, sizeof(ci));
+		serial_hex(kr_prepared_serial(q->prep), KR_SERIAL_LEN, ser);
+		ci.issuer = b->issuer_id;
+		ci.serial = ser;
+		kr_prepared_tbs_sha256(q->prep, ci.tbs_sha256);
+		ci.device_id = q->dev.unique_id;
+		ci.batch = b->desc.id;
+		ci.profile = b->profile_name;
+		if ((r = kr_log_intent(ltx, b->o->actor, &ci,
+		    &q->intent)) != 0)
+			goto out;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
+	}
+	r = kr_ltx_commit(ltx, &b->signer, NULL);
+	ltx = NULL;
+	if (r != 0)
+		goto out;
+	kr_media_crash_point("chunk: intents committed");
+	kr_batch_drop_map(b);
+	phase(b, PH_INTENTS, t);
+ out:
+	kr_ltx_abort(ltx);
+	return r;
+}
+
+/* The issued (or abandoned) entries, the quota and a checkpoint, in one
+ * transaction, once the workers have signed the chunk. */
+static int
+chunk_issued(struct batch *b, struct pool *p, struct chunk *c)
+{
+	struct kr_ltx *ltx = NULL;
+	struct kr_cert_issued cis;
+	const struct job *j = &c->job[J_SIGN];
+	uint64_t charged = 0;
+	size_t i;
+	int r;
+	double t = kr_now();
+
+	pool_wait(p, j);
+	t = phase(b, PH_WAIT_SIGN, t);
+	kr_media_crash_point("chunk: signed");
+	if ((r = kr_log_begin(b->log, &ltx)) != 0)
+		return r;
+	for (i = 0; i < j->n; i++) {
+		struct req *q = j->v[i];
+
+		if (q->err != 0) {
+			if ((r = kr_log_abandon(ltx, b->o->actor, q->intent,
+			    "signing failed", NULL)) != 0)
+				goto out;
+			reject(q, "signing-failed");
+			continue;
+		}
+		memset(&cis, 0, sizeof(cis));
+		cis.intent = q->intent;
+		cis.device_id = q->dev.unique_id;
+		cis.batch = b->desc.id;
+		cis.der = q->der;
+		cis.der_len = q->der_len;
+		if ((r = kr_log_issued(ltx, b->o->actor, &cis, NULL)) != 0)
+			goto out;
+		if (q->renewal && (r = kr_batch_supersede(b, ltx, q)) != 0)
+			goto out;
+		if (!q->renewal)
+			charged++;
+		if (i % 64 == 63)
+			kr_batch_drop_map(b);
+	}
+	if (charged > 0 && (r = put_quota(kr_ltx_mdb(ltx), b->dbi_quota,
+	    b->desc.manufacturer, b->quota_used + charged)) != 0)
+		goto out;
+	free(b->note);
+	b->note = NULL;
+	r = kr_ltx_commit(ltx, &b->signer, &b->note);
+	ltx = NULL;
+	if (r != 0)
+		goto out;
+	b->quota_used += charged;
+	b->quota_pending = 0;	/* charged, or failed and never charged */
+	kr_media_crash_point("chunk: issued committed");
+	kr_batch_drop_map(b);
+	phase(b, PH_ISSUED, t);
+ out:
+	kr_ltx_abort(ltx);
+	return r;
+}
+
+/* The records, in the medium's order, once the chunk's files are out. */
+static int
+chunk_emit(struct batch *b, struct pool *p, struct chunk *c)
+{
+	size_t i;
+	int r;
+	double t = kr_now();
+
+	pool_wait(p, &c->job[J_WRITE]);
+	t = phase(b, PH_WAIT_WRITE, t);
+	for (i = 0; i < c->n; i++)
+		if ((r = kr_batch_emit(b, &c->reqs[i])) != 0)
+			return r;
+	kr_media_crash_point("chunk: output written");
+	phase(b, PH_RECORDS, t);
+	return 0;
+}
+
+static void
+chunk_clear(struct chunk *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		kr_batch_req_clear(&c->reqs[i]);
+	c->n = 0;
+}
+
+/*
+ * Three chunks in flight: while the workers sign chunk k, the main thread
+ * writes chunk k-1's records, and the parse of chunk k+1 and the files of
+ * chunk k-1 fill the workers' time while the main thread decides and
+ * commits. The order of the log is unchanged: chunk k's intents are
+ * committed before it is signed, its issued entries before its files.
+ */
+static int
+run_chunks(struct batch *b, struct pool *p, struct chunk cs[3],
+    unsigned chunk, struct kr_progress *prog)
+{
+	struct chunk *cur = &cs[0], *nx, *prev = NULL;
+	size_t i = 0, done = 0;
+	unsigned k;
+	int r = 0;
+	double t;
+
+	cur->n = next_chunk(b, cur->reqs, chunk, &i);
+	submit(p, cur, J_PARSE, NULL);
+	for (k = 0; cur->n > 0; k++) {
+		nx = &cs[(k + 1) % 3];
+		nx->n = next_chunk(b, nx->reqs, chunk, &i);
+		t = kr_now();
+		pool_wait(p, &cur->job[J_PARSE]);
+		phase(b, PH_WAIT_PARSE, t);
+		submit(p, nx, J_PARSE, NULL);
+		if ((r = chunk_decide(b, p, cur)) != 0)
+			break;
+		submit(p, cur, J_SIGN, is_accepted);
+		if (prev != NULL) {
+			r = chunk_emit(b, p, prev);
+			done += prev->n;
+			chunk_clear(prev);
+			prev = NULL;
+			if (r != 0)
+				break;
+			if (b->o->progress)
+				kr_progress_update(prog, done);
+		}
+		if ((r = chunk_issued(b, p, cur)) != 0)
+			break;
+		submit(p, cur, J_WRITE, is_output);
+		prev = cur;
+		cur = nx;
+	}
+	if (r == 0 && prev != NULL) {
+		r = chunk_emit(b, p, prev);
+		done += prev->n;
+		if (r == 0 && b->o->progress)
+			kr_progress_update(prog, done);
+	}
+	/* every queued item finishes before any request is freed */
+	pool_stop(p);
+	for (k = 0; k < 3; k++)
+		chunk_clear(&cs[k]);
+	return r;
+}
 int
 kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 {
 	struct batch *b = NULL;
-	struct req *reqs = NULL;
+	struct req *reqs = NULL, **vs = NULL;
+	struct chunk cs[3];
 	struct kr_progress prog;
-	struct prefetch pf;
+	struct pool pool;
 	struct stat st;
-	size_t i, k, n, done = 0;
-	unsigned chunk, cur;
+	size_t i;
+	unsigned chunk, k;
 	int r;
 	double t0, ts[6] = { kr_now(), 0, 0, 0, 0, 0 };
 
 	memset(res, 0, sizeof(*res));
-	memset(&pf, 0, sizeof(pf));
+	memset(cs, 0, sizeof(cs));
+	memset(&pool, 0, sizeof(pool));
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return kr_errf(KR_ERR_ALLOC, "batch");
 	b->o = o;
@@ -1038,38 +1212,26 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	if ((r = kr_out_begin(o->media, b->desc.id, &b->out)) != 0 ||
 	    (r = kr_batch_emit_begin(b)) != 0)
 		goto out;
-	if ((reqs = calloc(2 * (size_t)chunk, sizeof(*reqs))) == NULL) {
+	if ((reqs = calloc(3 * (size_t)chunk, sizeof(*reqs))) == NULL ||
+	    (vs = calloc(3 * J_KINDS * (size_t)chunk, sizeof(*vs))) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "requests");
 		goto out;
+	}
+	for (k = 0; k < 3; k++) {
+		cs[k].reqs = reqs + (size_t)k * chunk;
+		for (i = 0; i < J_KINDS; i++)
+			cs[k].v[i] = vs + ((size_t)k * J_KINDS + i) * chunk;
 	}
 	ts[2] = kr_now();
 	kr_progress_start(&prog, "signing", b->ncsr);
 	prog.active = prog.active && o->progress;
 	t0 = kr_now();
-	/* Chunks alternate between the two halves of reqs. */
-	i = 0;
-	n = next_chunk(b, reqs, chunk, &i);
-	prefetch_start(&pf, b, reqs, n);
-	for (cur = 0; n > 0; cur ^= 1) {
-		struct req *rq = reqs + (size_t)cur * chunk;
-		struct req *nx = reqs + (size_t)(cur ^ 1) * chunk;
-		size_t nn = next_chunk(b, nx, chunk, &i);
-
-		r = run_chunk(b, rq, n, &pf, nx, nn);
-		for (k = 0; k < n; k++)
-			kr_batch_req_clear(&rq[k]);
-		if (r != 0) {
-			prefetch_finish(&pf, 1);
-			for (k = 0; k < nn; k++)
-				kr_batch_req_clear(&nx[k]);
-			goto out;
-		}
-		done += n;
-		if (o->progress)
-			kr_progress_update(&prog, done);
-		n = nn;
+	if ((r = pool_start(&pool, b)) != 0) {
+		pool_stop(&pool);
+		goto out;
 	}
-	prefetch_finish(&pf, 1);
+	if ((r = run_chunks(b, &pool, cs, chunk, &prog)) != 0)
+		goto out;
 	if (o->progress)
 		kr_progress_finish(&prog);
 	res->seconds = kr_now() - t0;
@@ -1085,14 +1247,27 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	kr_media_crash_point("batch: done");
 	ts[5] = kr_now();
 	/* KEYROOM_BATCH_TIMING=1: where the seconds went (bench, tuning). */
-	if (getenv("KEYROOM_BATCH_TIMING") != NULL)
+	if (getenv("KEYROOM_BATCH_TIMING") != NULL) {
+		double busy[J_KINDS] = { 0 };
+
+		for (k = 0; k < b->nw; k++)
+			for (i = 0; i < J_KINDS; i++)
+				busy[i] += pool.arg[k].busy[i];
 		fprintf(stderr, "keyroom: seconds: open+stage %.2f, setup %.2f, "
-		    "chunks %.2f (parse %.2f, decide %.2f, build %.2f, intents "
-		    "%.2f, sign %.2f, issued %.2f, files %.2f, records %.2f), "
-		    "end+sync %.2f, done %.2f\n", ts[1] - ts[0], ts[2] - ts[1],
-		    ts[3] - ts[2], b->phase[0], b->phase[1], b->phase[2],
-		    b->phase[3], b->phase[4], b->phase[5], b->phase[6],
-		    b->phase[7], ts[4] - ts[3], ts[5] - ts[4]);
+		    "chunks %.2f, end+sync %.2f, done %.2f\n"
+		    "keyroom: main thread: decide %.2f, intents %.2f, issued "
+		    "%.2f, records %.2f; waiting for parse %.2f, build %.2f, "
+		    "sign %.2f, write %.2f\n", ts[1] - ts[0], ts[2] - ts[1],
+		    ts[3] - ts[2], ts[4] - ts[3], ts[5] - ts[4],
+		    b->phase[PH_DECIDE], b->phase[PH_INTENTS],
+		    b->phase[PH_ISSUED], b->phase[PH_RECORDS],
+		    b->phase[PH_WAIT_PARSE], b->phase[PH_WAIT_BUILD],
+		    b->phase[PH_WAIT_SIGN], b->phase[PH_WAIT_WRITE]);
+		fprintf(stderr, "keyroom: workers (%u), seconds busy:", b->nw);
+		for (i = 0; i < J_KINDS; i++)
+			fprintf(stderr, " %s %.2f", job_name[i], busy[i]);
+		fprintf(stderr, "\n");
+	}
 	r = 0;
  out:
 	if (b->note != NULL) {
@@ -1108,6 +1283,7 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	}
 	if (r == 0 && b->finished_before)
 		kr_batch_result_from_record(b);
+	free(vs);
 	free(reqs);
 	close_all(b);
 	free(b);

@@ -183,12 +183,11 @@ render_cert(struct req *q)
 	return r;
 }
 
-/* Worker: PEM, hashes, certs/<id>.pem, and the records' text. */
+/* Worker: PEM, hashes and the records' text, in memory. */
 void
-kr_batch_emit_write(struct batch *b, struct req *q)
+kr_batch_emit_render(struct batch *b, struct req *q)
 {
-	char rel[KR_MF_UNIQUEID_MAX + 16];
-
+	(void)b;
 	if (q->der == NULL) {
 		q->werr = kr_errf(KR_ERR_INTERNAL, "%s: no certificate DER",
 		    q->path);
@@ -196,13 +195,25 @@ kr_batch_emit_write(struct batch *b, struct req *q)
 	}
 	kr_sha256(q->der, q->der_len, q->cert_sha);
 	if ((q->werr = kr_ca_der_pem(q->der, q->der_len, &q->pem,
-	    &q->pem_len)) != 0 ||
-	    (q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
-	    q->dev.unique_id)) != 0 ||
-	    (q->werr = kr_out_put(b->out, rel, q->pem, q->pem_len,
-	    q->file_sha)) != 0)
+	    &q->pem_len)) != 0)
 		return;
 	q->werr = render_cert(q);
+}
+
+/* Worker: certs/<id>.pem (only once the issued entry is committed). */
+void
+kr_batch_emit_write(struct batch *b, struct req *q)
+{
+	char rel[KR_MF_UNIQUEID_MAX + 16];
+
+	if (q->pem == NULL && q->werr == 0)
+		kr_batch_emit_render(b, q);
+	if (q->werr != 0)
+		return;
+	if ((q->werr = kr_snprintf(rel, sizeof(rel), "certs/%s.pem",
+	    q->dev.unique_id)) != 0)
+		return;
+	q->werr = kr_out_put(b->out, rel, q->pem, q->pem_len, q->file_sha);
 }
 
 static int

@@ -106,6 +106,7 @@ struct batch {
 	size_t pinlen;
 	struct worker w[KR_BATCH_SESSIONS_MAX];
 	unsigned nw;
+	struct kr_token *tok_main;	/* the main thread's session (serials) */
 	X509 *icert;
 	char issuer_id[65];
 	int resume;
@@ -139,7 +140,9 @@ int kr_batch_logged_cert(struct batch *b, MDB_txn *txn, uint64_t idx,
     uint8_t **der, size_t *len) KR_WUR;
 
 /* batch_emit.c */
-/* Worker: PEM, hashes and the certs/ file of an issued request. */
+/* Worker: PEM, hashes and records of a certificate (in memory only). */
+void kr_batch_emit_render(struct batch *b, struct req *q);
+/* Worker: the certs/ file of an issued request (rendered first if not yet). */
 void kr_batch_emit_write(struct batch *b, struct req *q);
 int kr_batch_emit_begin(struct batch *b) KR_WUR;
 int kr_batch_emit(struct batch *b, struct req *q) KR_WUR;
