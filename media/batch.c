@@ -800,8 +800,14 @@ job_run(enum job_kind kind, struct batch *b, struct worker *w, struct req *q)
 		if (q->err != 0)
 			snprintf(q->msg, sizeof(q->msg), "HSM signing failed: "
 			    "%s", kr_strerror(q->err));
-		else	/* in memory: nothing leaves before it is logged */
+		else {	/* in memory: nothing leaves before it is logged */
 			kr_batch_emit_render(b, q);
+			/* done with: freed here, not on the main thread */
+			kr_prepared_free(q->prep);
+			q->prep = NULL;
+			kr_csr_free(q->csr);
+			q->csr = NULL;
+		}
 		break;
 	case J_WRITE:
 		kr_batch_emit_write(b, q);
