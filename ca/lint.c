@@ -99,11 +99,65 @@ ext_crit(const X509 *x, int nid)
 	return X509_EXTENSION_get_critical(X509_get_ext(x, i));
 }
 
+/*
+ * The extensions are decoded one by one here, not through OpenSSL's
+ * extension cache (X509_get_key_usage() and friends), which also hashes
+ * the whole certificate: a lint runs on every certificate of a batch.
+ */
+
+/* keyUsage as KU_* bits (first two octets of the BIT STRING). */
+static int
+key_usage(const X509 *x, uint32_t *ku)
+{
+	ASN1_BIT_STRING *bs;
+
+	if ((bs = X509_get_ext_d2i(x, NID_key_usage, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		return LINT("ku.decode", "keyUsage malformed");
+	}
+	*ku = 0;
+	if (ASN1_STRING_length(bs) > 0)
+		*ku = ASN1_STRING_get0_data(bs)[0];
+	if (ASN1_STRING_length(bs) > 1)
+		*ku |= (uint32_t)ASN1_STRING_get0_data(bs)[1] << 8;
+	ASN1_BIT_STRING_free(bs);
+	return 0;
+}
+
+/* extendedKeyUsage as XKU_SSL_CLIENT / XKU_SSL_SERVER, and *other. */
+static int
+ext_key_usage(const X509 *x, uint32_t *xku, int *other)
+{
+	EXTENDED_KEY_USAGE *eku;
+	int i;
+
+	if ((eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL,
+	    NULL)) == NULL) {
+		ERR_clear_error();
+		return LINT("eku.decode", "extendedKeyUsage malformed");
+	}
+	*xku = 0;
+	*other = 0;
+	for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++)
+		switch (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i))) {
+		case NID_client_auth:
+			*xku |= XKU_SSL_CLIENT;
+			break;
+		case NID_server_auth:
+			*xku |= XKU_SSL_SERVER;
+			break;
+		default:
+			*other = 1;
+		}
+	EXTENDED_KEY_USAGE_free(eku);
+	return 0;
+}
+
 static int
 lint_bc_ku(const X509 *x, const struct kr_profile *prof)
 {
 	BASIC_CONSTRAINTS *bc = NULL;
-	uint32_t ku;
+	uint32_t ku = 0;
 	long pathlen;
 	int ca, crit, r = 0;
 
@@ -132,7 +186,8 @@ lint_bc_ku(const X509 *x, const struct kr_profile *prof)
 		return LINT("ku.present", "keyUsage missing");
 	if (!crit)
 		return LINT("ku.critical", "keyUsage not critical");
-	ku = X509_get_key_usage((X509 *)(uintptr_t)x);
+	if ((r = key_usage(x, &ku)) != 0)
+		return r;
 	if (ca) {
 		if (!(ku & KU_KEY_CERT_SIGN) || !(ku & KU_CRL_SIGN))
 			return LINT("ku.ca", "CA without keyCertSign+cRLSign");
@@ -159,8 +214,8 @@ lint_bc_ku(const X509 *x, const struct kr_profile *prof)
 static int
 lint_eku(const X509 *x, const struct kr_profile *prof)
 {
-	uint32_t xku;
-	int crit = ext_crit(x, NID_ext_key_usage);
+	uint32_t xku = 0;
+	int other = 0, r, crit = ext_crit(x, NID_ext_key_usage);
 
 	if (prof->kind != KR_CERT_DEVICE) {
 		if (crit >= 0)
@@ -171,13 +226,14 @@ lint_eku(const X509 *x, const struct kr_profile *prof)
 		return LINT("eku.present", "extendedKeyUsage missing");
 	if (crit)
 		return LINT("eku.critical", "extendedKeyUsage critical");
-	xku = X509_get_extended_key_usage((X509 *)(uintptr_t)x);
+	if ((r = ext_key_usage(x, &xku, &other)) != 0)
+		return r;
 	if (!(xku & XKU_SSL_CLIENT))
 		return LINT("eku.client", "clientAuth missing");
 	if (!!(xku & XKU_SSL_SERVER) != !!prof->server_auth)
 		return LINT("eku.server", "serverAuth %s by profile",
 		    prof->server_auth ? "required" : "not allowed");
-	if (xku & ~(uint32_t)(XKU_SSL_CLIENT | XKU_SSL_SERVER))
+	if (other)
 		return LINT("eku.extra", "unexpected extended key usage");
 	return 0;
 }
@@ -185,33 +241,48 @@ lint_eku(const X509 *x, const struct kr_profile *prof)
 static int
 lint_keyids(const X509 *x, const struct kr_profile *prof, const X509 *issuer)
 {
-	const ASN1_OCTET_STRING *ski, *aki, *iski;
-	int crit;
+	ASN1_OCTET_STRING *ski = NULL;
+	AUTHORITY_KEYID *akid = NULL;
+	const ASN1_OCTET_STRING *want;
+	int crit, r = 0;
 
 	if ((crit = ext_crit(x, NID_subject_key_identifier)) < 0)
 		return LINT("ski.present", "subjectKeyIdentifier missing");
 	if (crit)
 		return LINT("ski.critical", "subjectKeyIdentifier critical");
-	if ((ski = kr_ca_ski(x)) == NULL || ASN1_STRING_length(ski) == 0)
-		return LINT("ski.decode", "subjectKeyIdentifier malformed");
-	crit = ext_crit(x, NID_authority_key_identifier);
-	if (crit > 0)
-		return LINT("aki.critical", "authorityKeyIdentifier critical");
-	if (prof->kind == KR_CERT_ROOT) {
-		aki = X509_get0_authority_key_id((X509 *)(uintptr_t)x);
-		if (crit >= 0 && (aki == NULL ||
-		    ASN1_OCTET_STRING_cmp(aki, ski) != 0))
-			return LINT("aki.root", "root AKI differs from its SKI");
-		return 0;
+	if ((ski = X509_get_ext_d2i(x, NID_subject_key_identifier, NULL,
+	    NULL)) == NULL || ASN1_STRING_length(ski) == 0) {
+		r = LINT("ski.decode", "subjectKeyIdentifier malformed");
+		goto out;
 	}
-	if (crit < 0)
-		return LINT("aki.present", "authorityKeyIdentifier missing");
-	aki = X509_get0_authority_key_id((X509 *)(uintptr_t)x);
-	iski = kr_ca_ski(issuer);
-	if (aki == NULL || iski == NULL || ASN1_OCTET_STRING_cmp(aki, iski) != 0)
-		return LINT("aki.match", "authorityKeyIdentifier differs from "
+	crit = ext_crit(x, NID_authority_key_identifier);
+	if (crit > 0) {
+		r = LINT("aki.critical", "authorityKeyIdentifier critical");
+		goto out;
+	}
+	if (crit < 0) {
+		if (prof->kind != KR_CERT_ROOT)
+			r = LINT("aki.present", "authorityKeyIdentifier "
+			    "missing");
+		goto out;
+	}
+	akid = X509_get_ext_d2i(x, NID_authority_key_identifier, NULL, NULL);
+	if (prof->kind == KR_CERT_ROOT) {
+		if (akid == NULL || akid->keyid == NULL ||
+		    ASN1_OCTET_STRING_cmp(akid->keyid, ski) != 0)
+			r = LINT("aki.root", "root AKI differs from its SKI");
+		goto out;
+	}
+	want = kr_ca_ski(issuer);
+	if (akid == NULL || akid->keyid == NULL || want == NULL ||
+	    ASN1_OCTET_STRING_cmp(akid->keyid, want) != 0)
+		r = LINT("aki.match", "authorityKeyIdentifier differs from "
 		    "the issuer's subjectKeyIdentifier");
-	return 0;
+ out:
+	ERR_clear_error();
+	ASN1_OCTET_STRING_free(ski);
+	AUTHORITY_KEYID_free(akid);
+	return r;
 }
 
 static int

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,6 +107,8 @@ pool_unqueue(struct pool *p, struct job *j)
 		}
 }
 
+#define WORKER_NICE 5
+
 static void *
 pool_run(void *a)
 {
@@ -116,6 +119,13 @@ pool_run(void *a)
 	struct req *q;
 	double t;
 
+	/*
+	 * The main thread's log work is the chain every chunk waits on;
+	 * with three threads on two cores the workers yield to it (a nice
+	 * value, not SCHED_IDLE: they still get their share, so a lock one
+	 * of them holds is never held for long).
+	 */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		if ((j = pool_pick(p)) == NULL) {

@@ -232,6 +232,14 @@ static const struct dcase device_cases[] = {
 	{ "eku.client", { { "extendedKeyUsage", "serverAuth" } }, M_NONE },
 	{ "eku.extra", { { "extendedKeyUsage", "clientAuth,codeSigning" } },
 	    M_NONE },
+	/* an OID OpenSSL's purpose cache has no bit for */
+	{ "eku.extra", { { "extendedKeyUsage", "clientAuth,1.2.3.4" } },
+	    M_NONE },
+	/* well-placed extensions whose contents do not decode (DER NULL) */
+	{ "ku.decode", { { "keyUsage", "critical,DER:0500" } }, M_NONE },
+	{ "eku.decode", { { "extendedKeyUsage", "DER:0500" } }, M_NONE },
+	{ "ski.decode", { { "subjectKeyIdentifier", "DER:0500" } }, M_NONE },
+	{ "aki.match", { { "authorityKeyIdentifier", "DER:0500" } }, M_NONE },
 	{ "ski.present", { { "subjectKeyIdentifier", NULL } }, M_NONE },
 	{ "aki.present", { { "authorityKeyIdentifier", NULL } }, M_NONE },
 	{ "ext.unknown", { { "+nsComment", "hello" } }, M_NONE },
