@@ -131,6 +131,20 @@ int kr_log_dbi(struct kr_log *log, MDB_txn *txn, const char *name,
 /* A read-only snapshot (mdb_txn_abort it when done). */
 int kr_log_read_begin(struct kr_log *log, MDB_txn **out) KR_WUR;
 
+/*
+ * Drop the pages of the map already read from our page tables (RSS):
+ * they stay in the page cache and fault back in when touched. The first
+ * call looks the mapping up; make it before other threads call it.
+ */
+void kr_log_drop_pages(struct kr_log *log);
+
+/*
+ * While other threads may hold read snapshots (hold 1), a map-full
+ * failure does not remap (LMDB forbids it with transactions active in
+ * the process); the grow happens at hold 0.
+ */
+void kr_log_hold_map(struct kr_log *log, int hold);
+
 /* Number of entries in the snapshot txn. */
 int kr_log_size(struct kr_log *log, MDB_txn *txn, uint64_t *size) KR_WUR;
 

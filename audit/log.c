@@ -560,10 +560,26 @@ grow_map(struct kr_log *log)
 {
 	size_t want = log->mapsize * 2;
 
+	if (log->hold_map) {
+		log->grow_wanted = 1;
+		return;
+	}
 	if (want > log->mapmax)
 		want = log->mapmax;
-	if (want > log->mapsize && mdb_env_set_mapsize(log->env, want) == 0)
+	if (want > log->mapsize && mdb_env_set_mapsize(log->env, want) == 0) {
 		log->mapsize = want;
+		log->map_lo = log->map_hi = 0;	/* it may have moved */
+	}
+}
+
+void
+kr_log_hold_map(struct kr_log *log, int hold)
+{
+	log->hold_map = hold;
+	if (!hold && log->grow_wanted) {
+		log->grow_wanted = 0;
+		grow_map(log);
+	}
 }
 
 void

@@ -15,6 +15,8 @@ struct kr_log {
 	MDB_dbi meta, entries, hashes, checkpoints;
 	MDB_dbi issued, serials, devcerts, intents;
 	unsigned long map_lo, map_hi;	/* data.mdb mapping (drop_pages) */
+	int hold_map;			/* readers in other threads: no remap */
+	int grow_wanted;		/* a grow deferred by hold_map */
 };
 
 struct kr_ltx {
@@ -47,8 +49,5 @@ int kr_ltx_fail(struct kr_ltx *ltx, int r);
 /* Append raw encoded entry bytes (already checked). */
 int kr_ltx_append_raw(struct kr_ltx *ltx, const char *e, size_t len,
     uint64_t *index) KR_WUR;
-
-/* Drop already-read pages of the read-only map from our page tables. */
-void kr_log_drop_pages(struct kr_log *log);
 
 #endif

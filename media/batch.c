@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -364,46 +363,27 @@ log_refusal(struct batch *b, const char *file, int code)
  * shared file mapping (no MDB_WRITEMAP; writes go through pwrite), and
  * every random registry / index lookup maps not one page but a whole
  * fault-around window (64 KiB) of it: 1,000 lookups leave ~64 MiB of the
- * file in our page tables. Those pages can be dropped from our mapping at
- * any time: they stay in the page cache and fault back in when needed.
- * mdb_env_info() gives no address without MDB_FIXEDMAP, so the mapping
- * of data.mdb is looked up in /proc/self/maps (once per chunk: it moves
- * when the map grows, which happens only between transactions).
+ * file in our page tables. Those pages are dropped every so many lookups
+ * (by the main thread and the workers alike): they stay in the page cache
+ * and fault back in when needed. The map does not move during the run
+ * (kr_log_hold_map).
  */
-static void
-find_map(struct batch *b)
-{
-	char line[PATH_MAX + 128], want[PATH_MAX + 16], real[PATH_MAX];
-	unsigned long lo, hi;
-	FILE *f;
-	int n;
-
-	b->map_lo = b->map_len = 0;
-	if (realpath(b->paths.log, real) == NULL ||
-	    kr_snprintf(want, sizeof(want), "%s/data.mdb", real) != 0 ||
-	    (f = fopen("/proc/self/maps", "re")) == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char perm[8];
-
-		n = 0;
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perm,
-		    &n) != 3 || n == 0 || perm[3] != 's')
-			continue;
-		line[strcspn(line, "\n")] = 0;
-		if (strcmp(line + n, want) == 0) {
-			b->map_lo = lo;
-			b->map_len = hi - lo;
-		}
-	}
-	fclose(f);
-}
-
 void
 kr_batch_drop_map(struct batch *b)
 {
-	if (b->map_len != 0)
-		(void)madvise((void *)b->map_lo, b->map_len, MADV_DONTNEED);
+	kr_log_drop_pages(b->log);
+}
+
+/* n more random lookups in the map, by any thread; drop it every so many
+ * (about 64 devices' worth: the resident set stays flat). */
+#define DROP_EVERY 192
+void
+kr_batch_looked(struct batch *b, unsigned n)
+{
+	unsigned long v = atomic_fetch_add(&b->lookups, n);
+
+	if ((v + n) / DROP_EVERY != v / DROP_EVERY)
+		kr_batch_drop_map(b);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -800,6 +780,8 @@ job_run(enum job_kind kind, struct batch *b, struct worker *w, struct req *q)
 	switch (kind) {
 	case J_PARSE:
 		kr_batch_req_parse(b, q);
+		kr_batch_req_facts(b, q);
+		kr_batch_looked(b, 3);	/* registry x2, device index */
 		break;
 	case J_BUILD:
 		kr_batch_req_prepare(b, w, q);
@@ -901,9 +883,7 @@ draw_serials(struct batch *b, MDB_txn *txn, struct req **v, size_t nv)
 			    KR_SERIAL_LEN)) != 0)
 				goto out;
 		}
-		/* random serials: every lookup lands on another page */
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
+		kr_batch_looked(b, 1);	/* random serials: other pages */
 	}
 	r = 0;
  out:
@@ -960,15 +940,10 @@ chunk_decide(struct batch *b, struct pool *p, struct chunk *c)
 
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
 		return r;
-	find_map(b);
 	for (i = 0; i < c->n; i++) {
-		if ((r = kr_batch_req_decide(b, kr_ltx_mdb(ltx),
-		    &c->reqs[i])) != 0)
+		if ((r = kr_batch_req_decide(b, &c->reqs[i])) != 0)
 			goto out;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
 	}
-	kr_batch_drop_map(b);
 	if ((r = draw_serials(b, kr_ltx_mdb(ltx), c->v[J_BUILD],
 	    select_reqs(c, J_BUILD, is_accepted))) != 0)
 		goto out;
@@ -999,8 +974,7 @@ chunk_decide(struct batch *b, struct pool *p, struct chunk *c)
 		if ((r = kr_log_intent(ltx, b->o->actor, &ci,
 		    &q->intent)) != 0)
 			goto out;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
+		kr_batch_looked(b, 1);	/* the serial index */
 	}
 	r = kr_ltx_commit(ltx, &b->signer, NULL);
 	ltx = NULL;
@@ -1054,8 +1028,7 @@ chunk_issued(struct batch *b, struct pool *p, struct chunk *c)
 			goto out;
 		if (!q->renewal)
 			charged++;
-		if (i % 64 == 63)
-			kr_batch_drop_map(b);
+		kr_batch_looked(b, 2);	/* issued and device indexes */
 	}
 	if (charged > 0 && (r = put_quota(kr_ltx_mdb(ltx), b->dbi_quota,
 	    b->desc.manufacturer, b->quota_used + charged)) != 0)
@@ -1242,11 +1215,15 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	kr_progress_start(&prog, "signing", b->ncsr);
 	prog.active = prog.active && o->progress;
 	t0 = kr_now();
-	if ((r = pool_start(&pool, b)) != 0) {
+	/* the workers read the log too: the map stays where it is */
+	kr_log_hold_map(b->log, 1);
+	kr_batch_drop_map(b);
+	if ((r = pool_start(&pool, b)) != 0)
 		pool_stop(&pool);
-		goto out;
-	}
-	if ((r = run_chunks(b, &pool, cs, chunk, &prog)) != 0)
+	else
+		r = run_chunks(b, &pool, cs, chunk, &prog);
+	kr_log_hold_map(b->log, 0);
+	if (r != 0)
 		goto out;
 	if (o->progress)
 		kr_progress_finish(&prog);

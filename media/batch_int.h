@@ -7,6 +7,7 @@
 #define KR_MEDIA_BATCH_INT_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -65,6 +66,12 @@ struct req {
 	int renewal;
 	struct kr_device dev;
 	int have_dev;
+	/* facts from the log (workers, kr_batch_req_facts) */
+	int ferr;			/* reading them failed (KR_ERR_*) */
+	uint64_t *idx;			/* the device's issued entries */
+	size_t nidx;
+	int same;			/* the last of them is this batch's */
+	enum kr_renewal_proof proof;
 	uint64_t prev_issued;		/* renewal: issued entry superseded */
 	int have_prev;
 	enum req_state state;
@@ -123,14 +130,15 @@ struct batch {
 	size_t rejtxt_len, rejtxt_n;
 	char *note;			/* latest signed checkpoint */
 	json_t *prevrec;		/* batch record of an earlier run */
-	unsigned long map_lo, map_len;	/* the LMDB map (see find_map) */
 	double phase[8];		/* seconds per phase (timing) */
+	atomic_ulong lookups;		/* random lookups in the map */
 };
 
 /* batch_req.c */
 void kr_batch_req_parse(struct batch *b, struct req *q);
-int kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
-    KR_WUR;
+/* Worker: what the log says of q's device, on a snapshot of its own. */
+void kr_batch_req_facts(struct batch *b, struct req *q);
+int kr_batch_req_decide(struct batch *b, struct req *q) KR_WUR;
 void kr_batch_req_prepare(struct batch *b, struct worker *w, struct req *q);
 void kr_batch_req_clear(struct req *q);
 int kr_batch_supersede(struct batch *b, struct kr_ltx *ltx, struct req *q)
@@ -153,5 +161,7 @@ void kr_batch_result_from_record(struct batch *b);
 void kr_batch_sanitize(char *s);
 /* Drop the LMDB map's pages from our page tables (RSS), see batch.c. */
 void kr_batch_drop_map(struct batch *b);
+/* n more random lookups in the map (any thread): drops it now and then. */
+void kr_batch_looked(struct batch *b, unsigned n);
 
 #endif

@@ -219,6 +219,7 @@ kr_batch_req_clear(struct req *q)
 	free(q->raw);
 	free(q->sig);
 	kr_prepared_free(q->prep);
+	free(q->idx);
 	X509_free(q->cert);
 	OPENSSL_free(q->der);
 	free(q->pem);
@@ -410,14 +411,77 @@ rejectf(struct req *q, const char *reason, const char *msg)
 	snprintf(q->msg, sizeof(q->msg), "%s", msg);
 }
 
+/*
+ * Worker: the facts the log holds about q's device, read on a snapshot of
+ * the worker's own: the device (registry, by key then by CN), its issued
+ * entries, whether the last is this batch's (a resumed run hands that
+ * certificate out again), and which key proves a renewal. What this run
+ * adds meanwhile is the main thread's to weigh (the run's id set, the
+ * quota held): the snapshot may predate the chunk still being logged.
+ */
+void
+kr_batch_req_facts(struct batch *b, struct req *q)
+{
+	MDB_txn *txn = NULL;
+	const unsigned char *p;
+	int r;
+
+	if (q->perr != 0)
+		return;
+	if ((r = kr_log_read_begin(b->log, &txn)) != 0)
+		goto out;
+	if ((r = find_device(b, txn, q)) != 0 || !q->have_dev)
+		goto out;
+	if ((r = kr_log_device_certs(b->log, txn, q->dev.unique_id, &q->idx,
+	    &q->nidx)) != 0)
+		goto out;
+	if (q->nidx > 0 && (r = entry_batch_is(b, txn, q->idx[q->nidx - 1],
+	    &q->same)) != 0)
+		goto out;
+	if (q->renewal && (r = renewal_proof(b, txn, q, q->idx, q->nidx,
+	    &q->proof)) != 0)
+		goto out;
+	if (b->resume && q->nidx > 0 && q->same && !q->renewal) {
+		if ((r = kr_batch_logged_cert(b, txn, q->idx[q->nidx - 1],
+		    &q->der, &q->der_len)) != 0)
+			goto out;
+		p = q->der;
+		if ((q->cert = d2i_X509(NULL, &p, (long)q->der_len)) == NULL ||
+		    p != q->der + q->der_len) {
+			r = kr_err_ssl("log entry %llu: certificate",
+			    (unsigned long long)q->idx[q->nidx - 1]);
+			goto out;
+		}
+	}
+	r = 0;
+ out:
+	mdb_txn_abort(txn);
+	if (r != 0) {
+		q->ferr = r;
+		snprintf(q->msg, sizeof(q->msg), "%s", kr_err_detail());
+	}
+	ERR_clear_error();
+}
+
+/* Drop the certificate of an earlier run fetched for a reuse not made. */
+static void
+drop_logged(struct req *q)
+{
+	X509_free(q->cert);
+	q->cert = NULL;
+	OPENSSL_free(q->der);
+	q->der = NULL;
+	q->der_len = 0;
+}
+
+/* Main thread: the decision, from the facts and the run's own state. */
 int
-kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
+kr_batch_req_decide(struct batch *b, struct req *q)
 {
 	struct kr_request rq;
 	struct kr_verdict v;
-	uint64_t *idx = NULL;
-	size_t n = 0, k;
-	int r, same = 0, part_ok;
+	size_t k;
+	int r, part_ok, reuse;
 	enum kr_decision d;
 
 	if (q->perr != 0) {
@@ -429,16 +493,8 @@ kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
 		    "bad-csr", kr_err_detail());
 		return 0;
 	}
-	if ((r = find_device(b, txn, q)) != 0)
-		return r;
-	if (q->have_dev) {
-		if ((r = kr_log_device_certs(b->log, txn, q->dev.unique_id,
-		    &idx, &n)) != 0)
-			return r;
-		if (n > 0 && (r = entry_batch_is(b, txn, idx[n - 1],
-		    &same)) != 0)
-			goto out;
-	}
+	if (q->ferr != 0)
+		return kr_errf(q->ferr, "%s: %s", q->path, q->msg);
 	memset(&rq, 0, sizeof(rq));
 	rq.manufacturer = b->desc.manufacturer;
 	rq.profile = b->profile_name;
@@ -450,78 +506,61 @@ kr_batch_req_decide(struct batch *b, MDB_txn *txn, struct req *q)
 	rq.dev = q->have_dev ? &q->dev : NULL;
 	rq.quota_used = b->quota_used + b->quota_pending;
 	rq.renewal = q->renewal;
+	/* An interrupted run of this very batch certified it: hand out that
+	 * certificate again, never a second one. */
+	reuse = q->have_dev && b->resume && q->nidx > 0 && q->same &&
+	    !q->renewal && !kr_batch_idset_has(&b->seen, q->dev.unique_id);
+	if (!reuse)
+		drop_logged(q);
 	if (q->have_dev) {
-		rq.already_certified = n > 0 ||
+		rq.already_certified = (q->nidx > 0 && !reuse) ||
 		    kr_batch_idset_has(&b->seen, q->dev.unique_id);
-		/* An interrupted run of this very batch certified it: hand
-		 * out that certificate again, never a second one. */
-		if (b->resume && n > 0 && same && !q->renewal &&
-		    !kr_batch_idset_has(&b->seen, q->dev.unique_id))
-			rq.already_certified = 0;
-		if (q->renewal && (r = renewal_proof(b, txn, q, idx, n,
-		    &rq.proof)) != 0)
-			goto out;
+		rq.proof = q->proof;
 	}
 	d = kr_policy_decide(b->pol, &rq, &v);
 	if (d != KR_DEC_ACCEPT) {
+		drop_logged(q);
 		rejectf(q, kr_decision_str(d), v.message);
-		r = 0;
-		goto out;
+		return 0;
 	}
 	for (k = 0, part_ok = 0; k < b->desc.nparts; k++)
 		if (strcmp(b->desc.parts[k], q->dev.part_number) == 0)
 			part_ok = 1;
 	if (!part_ok) {
+		drop_logged(q);
 		snprintf(v.message, sizeof(v.message), "%s: part %s is not "
 		    "among batch.json part_numbers", q->dev.unique_id,
 		    q->dev.part_number);
 		rejectf(q, kr_decision_str(KR_DEC_PART_NOT_ALLOWED),
 		    v.message);
-		r = 0;
-		goto out;
+		return 0;
 	}
 	/* The CA's device profile has the last word on key types. */
 	kr_err_clear();
 	if ((r = kr_csr_check_profile(q->csr, kr_config_profile(&b->cfg,
 	    KR_CERT_DEVICE))) != 0) {
+		drop_logged(q);
 		if (r != KR_ERR_POLICY)
-			goto out;
+			return r;
 		rejectf(q, kr_decision_str(KR_DEC_CURVE_NOT_ALLOWED),
 		    kr_err_detail());
-		r = 0;
-		goto out;
+		return 0;
 	}
 	if ((r = kr_batch_idset_add(&b->seen, q->dev.unique_id)) < 0)
-		goto out;
+		return r;
 	snprintf(q->msg, sizeof(q->msg), "%s", v.message);
-	if (b->resume && n > 0 && same && !q->renewal) {
-		const unsigned char *p;
-
-		if ((r = kr_batch_logged_cert(b, txn, idx[n - 1], &q->der,
-		    &q->der_len)) != 0)
-			goto out;
-		p = q->der;
-		if ((q->cert = d2i_X509(NULL, &p, (long)q->der_len)) == NULL ||
-		    p != q->der + q->der_len) {
-			r = kr_err_ssl("log entry %llu: certificate",
-			    (unsigned long long)idx[n - 1]);
-			goto out;
-		}
+	if (reuse) {
 		q->state = REQ_REUSED;
-		r = 0;
-		goto out;
+		return 0;
 	}
-	if (q->renewal && n > 0) {
-		q->prev_issued = idx[n - 1];
+	if (q->renewal && q->nidx > 0) {
+		q->prev_issued = q->idx[q->nidx - 1];
 		q->have_prev = 1;
 	}
 	if (!q->renewal)
 		b->quota_pending++;
 	q->state = REQ_ACCEPTED;
-	r = 0;
- out:
-	free(idx);
-	return r;
+	return 0;
 }
 
 /* ----------------------------------------------------------- building */
