@@ -1,9 +1,10 @@
 /*
- * batch_req.c - one request of a batch: parse + proof of possession (in a
- * worker thread), the facts the policy needs (registry by key then by CN,
- * renewal proof, already certified, quota; main thread, inside the chunk's
- * log transaction), the certificate build (worker thread), and the
- * supersede record of a renewal.
+ * batch_req.c - one request of a batch: parse + proof of possession and
+ * the log's facts about the device (registry by key then by CN, issued
+ * certificates, renewal proof; a worker thread, on a read snapshot), the
+ * decision (already certified in this run, quota, policy; the main
+ * thread), the certificate build (worker thread), and the supersede
+ * record of a renewal.
  */
 #include <ctype.h>
 #include <string.h>
