@@ -131,7 +131,7 @@ render_cert(struct req *q)
 	unsigned char *b64 = NULL;
 	size_t i;
 	BIGNUM *bn = NULL;
-	int r;
+	int n, r;
 
 	kr_hex(q->cert_sha, 32, hex);
 	if ((bn = q->cert != NULL ?
@@ -162,20 +162,22 @@ render_cert(struct req *q)
 		lc[i] = c;
 	}
 	cn[i] = lc[i] = 0;
-	if ((r = render(json_pack("{s:s++,s:s,s:s}", "ThingName", "sn", cn,
-	    "", "SerialNumber", q->dev.unique_id, "CertificatePem", q->pem),
-	    &q->rec[1])) != 0)
+	/* PEM and base64 are our own ASCII: no UTF-8 check ("o" steals) */
+	if ((r = render(json_pack("{s:s++,s:s,s:o}", "ThingName", "sn", cn,
+	    "", "SerialNumber", q->dev.unique_id, "CertificatePem",
+	    json_stringn_nocheck(q->pem, q->pem_len)), &q->rec[1])) != 0)
 		goto out;
 	/* Azure DPS individual enrollment (X.509, primary certificate). */
 	if ((b64 = malloc(q->der_len * 4 / 3 + 8)) == NULL) {
 		r = kr_errf(KR_ERR_ALLOC, "certificate");
 		goto out;
 	}
-	EVP_EncodeBlock(b64, q->der, (int)q->der_len);
-	r = render(json_pack("{s:s++,s:{s:s,s:{s:{s:{s:s}}}},s:s}",
+	n = EVP_EncodeBlock(b64, q->der, (int)q->der_len);
+	r = render(json_pack("{s:s++,s:{s:s,s:{s:{s:{s:o}}}},s:s}",
 	    "registrationId", "sn", lc, "", "attestation", "type", "x509",
 	    "x509", "clientCertificates", "primary", "certificate",
-	    (char *)b64, "provisioningStatus", "enabled"), &q->rec[2]);
+	    json_stringn_nocheck((char *)b64, (size_t)n),
+	    "provisioningStatus", "enabled"), &q->rec[2]);
  out:
 	free(b64);
 	OPENSSL_free(sh);
