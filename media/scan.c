@@ -145,6 +145,7 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 {
 	uint8_t buf[65536];
 	uint64_t want = (uint64_t)st->st_size, got = 0;
+	size_t used = 0;	/* of buf: what the cleanse must cover */
 	struct kr_media_file *f;
 	int r;
 
@@ -166,6 +167,8 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 			return kr_err_sys("%s: read", rel);
 		if (rd == 0)
 			break;
+		if ((size_t)rd > used)
+			used = (size_t)rd;
 		if (got + (uint64_t)rd > want) {
 			r = kr_errf(KR_ERR_UNSAFE_MEDIA,
 			    "%s: file changed while read (grew)", rel);
@@ -191,7 +194,7 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 	m->n++;
 	r = 0;
  out:
-	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(buf, used);	/* a CSR is ~500 of these 65,536 */
 	return r;
 }
 
