@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include "audit/merkle.h"
+#include "lib/util.h"
 
 void
 kr_merkle_leaf(const void *data, size_t len, uint8_t out[32])
@@ -28,7 +29,7 @@ kr_merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 	buf[0] = 0x01;
 	memcpy(buf + 1, l, 32);
 	memcpy(buf + 33, r, 32);
-	SHA256(buf, sizeof(buf), out);
+	kr_sha256(buf, sizeof(buf), out);
 }
 
 void

@@ -903,8 +903,11 @@ kr_hsm_sign_raw(struct kr_key *k, const uint8_t *msg, size_t len,
 	case KR_KEY_P256:
 	case KR_KEY_P384:
 		mech = CKM_ECDSA;
-		if (!EVP_Digest(msg, len, md, &mdlen, k->type == KR_KEY_P256 ?
-		    EVP_sha256() : EVP_sha384(), NULL))
+		if (k->type == KR_KEY_P256) {	/* the batch's path */
+			kr_sha256(msg, len, md);
+			mdlen = 32;
+		} else if (!EVP_Digest(msg, len, md, &mdlen, EVP_sha384(),
+		    NULL))
 			return kr_err_ssl("digest");
 		in = md;
 		inlen = mdlen;

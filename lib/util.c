@@ -375,7 +375,13 @@ kr_utf8_sanitize(char *s)
 void
 kr_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	SHA256(data, len, out);
+	SHA256_CTX c;
+
+	/* Not SHA256(): in OpenSSL 3.0 it fetches the algorithm by name on
+	 * every call, which costs more than hashing a certificate. */
+	SHA256_Init(&c);
+	SHA256_Update(&c, data, len);
+	SHA256_Final(out, &c);
 }
 
 void
