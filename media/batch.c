@@ -376,7 +376,7 @@ kr_batch_drop_map(struct batch *b)
 
 /* n more random lookups in the map, by any thread; drop it every so many
  * (about 64 devices' worth: the resident set stays flat). */
-#define DROP_EVERY 128
+#define DROP_EVERY 64
 void
 kr_batch_looked(struct batch *b, unsigned n)
 {
