@@ -621,7 +621,6 @@ begin_batch(struct batch *b)
 	return r;
 }
 
-
 /* ------------------------------------------------------------ finish */
 
 static int
