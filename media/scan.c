@@ -17,11 +17,46 @@
 #include "lib/util.h"
 #include "media/media.h"
 
+/*
+ * Strings packed end to end in one buffer (NUL-separated), found by offset
+ * while the buffer may still move. A medium of 100,000 files costs ~16
+ * bytes a name here instead of a 32-byte malloc chunk each, and a large
+ * buffer goes back to the system when freed.
+ */
+struct strpool {
+	char *p;
+	size_t len, cap;
+};
+
+static int
+strpool_add(struct strpool *sp, const char *s, size_t *off)
+{
+	size_t n = strlen(s) + 1;
+
+	if (sp->cap - sp->len < n) {
+		size_t nc = sp->cap ? sp->cap : 4096;
+		char *np;
+
+		while (nc - sp->len < n)
+			nc *= 2;
+		if ((np = realloc(sp->p, nc)) == NULL)
+			return kr_errf(KR_ERR_ALLOC, "name pool");
+		sp->p = np;
+		sp->cap = nc;
+	}
+	memcpy(sp->p + sp->len, s, n);
+	*off = sp->len;
+	sp->len += n;
+	return 0;
+}
+
 struct kr_media {
 	int sfd;			/* staging file */
 	uint64_t total;
 	size_t n, cap;
 	struct kr_media_file *files;
+	struct strpool paths;		/* every files[i].path */
+	size_t *pathoff;		/* while staging: offsets in paths */
 	size_t nentries;		/* files + dirs seen */
 	struct kr_media_limits lim;
 };
@@ -153,9 +188,14 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 		size_t nc = m->cap ? m->cap * 2 : 256;
 		struct kr_media_file *nf;
 
+		size_t *no;
+
 		if ((nf = reallocarray(m->files, nc, sizeof(*nf))) == NULL)
 			return kr_errf(KR_ERR_ALLOC, "staging index");
 		m->files = nf;
+		if ((no = reallocarray(m->pathoff, nc, sizeof(*no))) == NULL)
+			return kr_errf(KR_ERR_ALLOC, "staging index");
+		m->pathoff = no;
 		m->cap = nc;
 	}
 	for (;;) {
@@ -183,11 +223,10 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 		    "%s: file changed while read (shrank)", rel);
 		goto out;
 	}
-	f = &m->files[m->n];
-	if ((f->path = strdup(rel)) == NULL) {
-		r = kr_errf(KR_ERR_ALLOC, "staging index");
+	if ((r = strpool_add(&m->paths, rel, &m->pathoff[m->n])) != 0)
 		goto out;
-	}
+	f = &m->files[m->n];
+	f->path = NULL;		/* set once the pool stops moving */
 	f->off = m->total;
 	f->len = got;
 	m->total += got;
@@ -202,9 +241,11 @@ static int walk(struct kr_media *m, int dfd, const char *rel, size_t depth,
     enum area area);
 
 static int
-cmp_str(const void *a, const void *b)
+cmp_off(const void *a, const void *b, void *pool)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const char *p = pool;
+
+	return strcmp(p + *(const size_t *)a, p + *(const size_t *)b);
 }
 
 /* Handle one directory entry `name` of directory dfd (relative path rel). */
@@ -362,7 +403,8 @@ walk(struct kr_media *m, int dfd, const char *rel, size_t depth,
 {
 	DIR *d = NULL;
 	struct dirent *de;
-	char **names = NULL, **nn;
+	struct strpool pool = { NULL, 0, 0 };
+	size_t *names = NULL, *nn;	/* offsets in pool */
 	size_t n = 0, cap = 0, i;
 	int r;
 
@@ -399,21 +441,19 @@ walk(struct kr_media *m, int dfd, const char *rel, size_t depth,
 			}
 			names = nn;
 		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			r = kr_errf(KR_ERR_ALLOC, "directory listing");
+		if ((r = strpool_add(&pool, de->d_name, &names[n])) != 0)
 			goto out;
-		}
 		n++;
 	}
 	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
+		qsort_r(names, n, sizeof(*names), cmp_off, pool.p);
 	for (i = 0; i < n; i++)
-		if ((r = entry(m, dirfd(d), rel, names[i], depth, area)) != 0)
+		if ((r = entry(m, dirfd(d), rel, pool.p + names[i], depth,
+		    area)) != 0)
 			goto out;
 	r = 0;
  out:
-	for (i = 0; i < n; i++)
-		free(names[i]);
+	free(pool.p);
 	free(names);
 	closedir(d);
 	return r;
@@ -437,6 +477,7 @@ kr_media_stage(const char *dir, const char *staging_dir,
 {
 	struct kr_media *m = NULL;
 	struct stat st;
+	size_t i;
 	int dfd = -1, r;
 
 	*out = NULL;
@@ -466,6 +507,10 @@ kr_media_stage(const char *dir, const char *staging_dir,
 	dfd = -1;
 	if (r != 0)
 		goto out;
+	for (i = 0; i < m->n; i++)
+		m->files[i].path = m->paths.p + m->pathoff[i];
+	free(m->pathoff);
+	m->pathoff = NULL;
 	if (m->n > 0)
 		qsort(m->files, m->n, sizeof(*m->files), cmp_file);
 	*out = m;
@@ -480,12 +525,10 @@ kr_media_stage(const char *dir, const char *staging_dir,
 void
 kr_media_free(struct kr_media *m)
 {
-	size_t i;
-
 	if (m == NULL)
 		return;
-	for (i = 0; i < m->n; i++)
-		free(m->files[i].path);
+	free(m->paths.p);
+	free(m->pathoff);
 	free(m->files);
 	if (m->sfd >= 0)
 		close(m->sfd);
