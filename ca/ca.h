@@ -176,10 +176,14 @@ int kr_ca_sign_prepared(struct kr_prepared *p,
 /*
  * The same, giving the certificate DER (OPENSSL_malloc'd) without
  * parsing it back: the batch's path (a parse costs as much as a verify
- * in OpenSSL 3.0).
+ * in OpenSSL 3.0). verify (may be NULL) keeps one thread's verify context
+ * for the issuer key between calls: *verify NULL the first time, freed
+ * by the caller with EVP_PKEY_CTX_free(); a context for another key is
+ * replaced.
  */
 int kr_ca_sign_prepared_der(struct kr_prepared *p,
-    const struct kr_issuer *issuer, uint8_t **der, size_t *len) KR_WUR;
+    const struct kr_issuer *issuer, EVP_PKEY_CTX **verify, uint8_t **der,
+    size_t *len) KR_WUR;
 
 /*
  * Log hook around one issuance (all optional; NULL members skipped):

@@ -46,6 +46,15 @@ int kr_ca_sig_nid(enum kr_key_type t);
 const EVP_MD *kr_ca_md(enum kr_key_type t);
 
 /*
+ * 1 if sig is pub's signature (key type t) over tbs, else 0. cache (may
+ * be NULL) keeps a verify context for pub between calls of one thread:
+ * *cache NULL at first, replaced when pub changes, freed by the caller
+ * with EVP_PKEY_CTX_free(). Ed25519 never uses it.
+ */
+int kr_ca_verify_tbs(EVP_PKEY *pub, enum kr_key_type t, EVP_PKEY_CTX **cache,
+    const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen);
+
+/*
  * A throwaway in-memory key of type t for pre-issuance lint signing,
  * generated once per process and cached (borrowed; thread-safe).
  */

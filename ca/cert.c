@@ -419,6 +419,44 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 	return r;
 }
 
+int
+kr_ca_verify_tbs(EVP_PKEY *pub, enum kr_key_type t, EVP_PKEY_CTX **cache,
+    const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen)
+{
+	const EVP_MD *md = kr_ca_md(t);
+	uint8_t dg[EVP_MAX_MD_SIZE];
+	unsigned int dglen = 0;
+	EVP_MD_CTX *mc = NULL;
+	int ok;
+
+	/* Ed25519 has no pre-hashed form: the one-shot verify, every time. */
+	if (cache == NULL || md == NULL) {
+		ok = (mc = EVP_MD_CTX_new()) != NULL &&
+		    EVP_DigestVerifyInit(mc, NULL, md, NULL, pub) == 1 &&
+		    EVP_DigestVerify(mc, sig, siglen, tbs, tbslen) == 1;
+		EVP_MD_CTX_free(mc);
+		return ok;
+	}
+	/* A context made once for this key; the verify itself is stateless. */
+	if (*cache != NULL && EVP_PKEY_CTX_get0_pkey(*cache) != pub) {
+		EVP_PKEY_CTX_free(*cache);
+		*cache = NULL;
+	}
+	if (*cache == NULL && ((*cache = EVP_PKEY_CTX_new(pub, NULL)) == NULL ||
+	    EVP_PKEY_verify_init(*cache) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(*cache, md) != 1)) {
+		EVP_PKEY_CTX_free(*cache);
+		*cache = NULL;
+		return 0;
+	}
+	if (EVP_MD_get_type(md) == NID_sha256) {
+		kr_sha256(tbs, tbslen, dg);
+		dglen = 32;
+	} else if (EVP_Digest(tbs, tbslen, dg, &dglen, md, NULL) != 1)
+		return 0;
+	return EVP_PKEY_verify(*cache, sig, siglen, dg, dglen) == 1;
+}
+
 /*
  * HSM-sign the linted TBS bytes themselves (C_Sign, kr_hsm_sign_raw),
  * verify that signature over them with issuer_pub, and assemble the
@@ -428,14 +466,13 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
  */
 static int
 sign_der(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
-    uint8_t **der, size_t *derlen)
+    EVP_PKEY_CTX **vcache, uint8_t **der, size_t *derlen)
 {
 	enum kr_key_type t = kr_key_type(key);
 	const X509_ALGOR *alg = NULL;
 	uint8_t sig[KR_HSM_SIG_MAX];
 	size_t siglen = sizeof(sig);
-	EVP_MD_CTX *mc = NULL;
-	int r, ok;
+	int r;
 
 	*der = NULL;
 	*derlen = 0;
@@ -447,11 +484,8 @@ sign_der(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
 	if ((r = hsm_sign_tbs(key, p->tbs, p->tbslen, alg, sig,
 	    &siglen)) != 0)
 		return r;
-	ok = (mc = EVP_MD_CTX_new()) != NULL &&
-	    EVP_DigestVerifyInit(mc, NULL, kr_ca_md(t), NULL, issuer_pub) == 1 &&
-	    EVP_DigestVerify(mc, sig, siglen, p->tbs, p->tbslen) == 1;
-	EVP_MD_CTX_free(mc);
-	if (!ok) {
+	if (!kr_ca_verify_tbs(issuer_pub, t, vcache, p->tbs, p->tbslen, sig,
+	    siglen)) {
 		ERR_clear_error();
 		return kr_errf(KR_ERR_SIGNATURE, "token %s: key '%s': HSM "
 		    "signature does not verify with the issuer key",
@@ -473,7 +507,7 @@ finish(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
 	int r;
 
 	*out = NULL;
-	if ((r = sign_der(p, key, issuer_pub, &der, &derlen)) != 0)
+	if ((r = sign_der(p, key, issuer_pub, NULL, &der, &derlen)) != 0)
 		return r;
 	q = der;
 	if ((x = d2i_X509(NULL, &q, (long)derlen)) == NULL ||
@@ -654,7 +688,7 @@ kr_ca_sign_prepared(struct kr_prepared *p, const struct kr_issuer *iss,
 
 int
 kr_ca_sign_prepared_der(struct kr_prepared *p, const struct kr_issuer *iss,
-    uint8_t **der, size_t *len)
+    EVP_PKEY_CTX **verify, uint8_t **der, size_t *len)
 {
 	int r;
 
@@ -662,7 +696,8 @@ kr_ca_sign_prepared_der(struct kr_prepared *p, const struct kr_issuer *iss,
 	*len = 0;
 	if ((r = kr_issuer_check(iss)) != 0)
 		return r;
-	return sign_der(p, iss->key, X509_get0_pubkey(iss->cert), der, len);
+	return sign_der(p, iss->key, X509_get0_pubkey(iss->cert), verify, der,
+	    len);
 }
 
 int

@@ -485,6 +485,7 @@ close_all(struct batch *b)
 	unsigned i;
 
 	for (i = 0; i < b->nw; i++) {
+		EVP_PKEY_CTX_free(b->w[i].verify);
 		kr_key_free(b->w[i].key);
 		kr_token_close(b->w[i].tok);
 	}
@@ -790,8 +791,8 @@ job_run(enum job_kind kind, struct batch *b, struct worker *w, struct req *q)
 		kr_batch_req_prepare(b, w, q);
 		break;
 	case J_SIGN:
-		q->err = kr_ca_sign_prepared_der(q->prep, &w->iss, &q->der,
-		    &q->der_len);
+		q->err = kr_ca_sign_prepared_der(q->prep, &w->iss, &w->verify,
+		    &q->der, &q->der_len);
 		if (q->err != 0)
 			snprintf(q->msg, sizeof(q->msg), "HSM signing failed: "
 			    "%s", kr_strerror(q->err));

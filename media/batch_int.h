@@ -41,6 +41,7 @@ struct worker {
 	struct kr_token *tok;
 	struct kr_key *key;
 	struct kr_issuer iss;
+	EVP_PKEY_CTX *verify;		/* the issuer key's, this thread's */
 };
 
 enum req_state {
