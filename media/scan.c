@@ -187,7 +187,6 @@ stage_file(struct kr_media *m, int fd, const struct stat *st,
 	if (m->n == m->cap) {
 		size_t nc = m->cap ? m->cap * 2 : 256;
 		struct kr_media_file *nf;
-
 		size_t *no;
 
 		if ((nf = reallocarray(m->files, nc, sizeof(*nf))) == NULL)
