@@ -133,6 +133,7 @@ struct batch {
 	json_t *prevrec;		/* batch record of an earlier run */
 	double phase[8];		/* seconds per phase (timing) */
 	atomic_ulong lookups;		/* random lookups in the map */
+	int statm;			/* /proc/self/statm, or -1 */
 };
 
 /* batch_req.c */
@@ -162,7 +163,9 @@ void kr_batch_result_from_record(struct batch *b);
 void kr_batch_sanitize(char *s);
 /* Drop the LMDB map's pages from our page tables (RSS), see batch.c. */
 void kr_batch_drop_map(struct batch *b);
-/* n more random lookups in the map (any thread): drops it now and then. */
+/* Drop them if the resident set is over KR_BATCH_RSS_BUDGET (any thread). */
+void kr_batch_trim(struct batch *b);
+/* n more random lookups in the map (any thread): trims now and then. */
 void kr_batch_looked(struct batch *b, unsigned n);
 
 #endif
