@@ -21,6 +21,7 @@ struct kr_prepared {
 	X509 *x;		/* signature algorithm set, linted */
 	uint8_t *tbs;		/* the linted TBS DER */
 	size_t tbslen;
+	uint8_t tbs_sha256[32];	/* of tbs: the intent's, a P-256 C_Sign's */
 	uint8_t serial[KR_SERIAL_LEN];
 	const struct kr_profile *profile;
 	int signed_once;
@@ -334,22 +335,29 @@ prepare(X509 *x, const struct kr_profile *prof, const X509 *issuer,
 		return r;
 	p->x = x;
 	p->profile = prof;
-	return tbs_der(x, &p->tbs, &p->tbslen);
+	if ((r = tbs_der(x, &p->tbs, &p->tbslen)) != 0)
+		return r;
+	kr_sha256(p->tbs, p->tbslen, p->tbs_sha256);
+	return 0;
 }
 
 /*
  * C_Sign TBS bytes whose signature AlgorithmIdentifier is alg, after
- * checking alg is the one key's type signs with.
+ * checking alg is the one key's type signs with. sha256: SHA-256 of the
+ * bytes if known (a P-256 key signs it as it stands), or NULL.
  */
 static int
 hsm_sign_tbs(struct kr_key *key, const uint8_t *tbs, size_t tbslen,
-    const X509_ALGOR *alg, uint8_t *sig, size_t *siglen)
+    const uint8_t *sha256, const X509_ALGOR *alg, uint8_t *sig,
+    size_t *siglen)
 {
 	enum kr_key_type t = kr_key_type(key);
 
 	if (alg == NULL || OBJ_obj2nid(alg->algorithm) != kr_ca_sig_nid(t))
 		return kr_errf(KR_ERR_INTERNAL, "TBS signature algorithm does "
 		    "not match the %s key", kr_key_type_name(t));
+	if (sha256 != NULL && t == KR_KEY_P256)
+		return kr_hsm_sign_sha256(key, sha256, sig, siglen);
 	return kr_hsm_sign_raw(key, tbs, tbslen, sig, siglen);
 }
 
@@ -386,7 +394,8 @@ kr_ca_hsm_sign(struct kr_key *key, X509 **xp, X509_CRL **crlp)
 	}
 	if (n <= 0)
 		return kr_err_ssl("encoding TBS");
-	if ((r = hsm_sign_tbs(key, tbs, (size_t)n, alg, sig, &siglen)) != 0 ||
+	if ((r = hsm_sign_tbs(key, tbs, (size_t)n, NULL, alg, sig,
+	    &siglen)) != 0 ||
 	    (r = kr_asn1_signed(tbs, (size_t)n, alg, sig, siglen, &der,
 	    &derlen)) != 0)
 		goto out;
@@ -481,9 +490,10 @@ sign_der(struct kr_prepared *p, struct kr_key *key, EVP_PKEY *issuer_pub,
 		    "signed");
 	p->signed_once = 1;
 	X509_get0_signature(NULL, &alg, p->x);
-	if ((r = hsm_sign_tbs(key, p->tbs, p->tbslen, alg, sig,
+	if ((r = hsm_sign_tbs(key, p->tbs, p->tbslen, p->tbs_sha256, alg, sig,
 	    &siglen)) != 0)
 		return r;
+	/* over the bytes that leave, hashed again */
 	if (!kr_ca_verify_tbs(issuer_pub, t, vcache, p->tbs, p->tbslen, sig,
 	    siglen)) {
 		ERR_clear_error();
@@ -551,7 +561,7 @@ kr_prepared_tbs(const struct kr_prepared *p, size_t *len)
 void
 kr_prepared_tbs_sha256(const struct kr_prepared *p, uint8_t out[32])
 {
-	kr_sha256(p->tbs, p->tbslen, out);
+	memcpy(out, p->tbs_sha256, 32);
 }
 
 const uint8_t *

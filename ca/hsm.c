@@ -882,42 +882,18 @@ ecdsa_der(const uint8_t *rs, size_t len, uint8_t *sig, size_t *siglen)
 	return r;
 }
 
-int
-kr_hsm_sign_raw(struct kr_key *k, const uint8_t *msg, size_t len,
-    uint8_t *sig, size_t *siglen)
+/* C_Sign `in` with mech; the session is reopened once if lost. */
+static int
+sign_mech(struct kr_key *k, CK_MECHANISM_TYPE mech, const uint8_t *in,
+    size_t inlen, uint8_t *sig, size_t *siglen)
 {
 	struct kr_token *t = k->tok;
 	struct kr_p11 *p = &t->hsm->raw;
-	uint8_t buf[KR_HSM_SIG_MAX], md[EVP_MAX_MD_SIZE];
-	const uint8_t *in = msg;
-	size_t inlen = len, blen;
-	unsigned int mdlen = 0;
-	CK_MECHANISM_TYPE mech;
+	uint8_t buf[KR_HSM_SIG_MAX];
+	size_t blen;
 	CK_RV rv;
 	int r;
 
-	switch (k->type) {
-	case KR_KEY_ED25519:
-		mech = CKM_EDDSA;
-		break;
-	case KR_KEY_P256:
-	case KR_KEY_P384:
-		mech = CKM_ECDSA;
-		if (k->type == KR_KEY_P256) {	/* the batch's path */
-			kr_sha256(msg, len, md);
-			mdlen = 32;
-		} else if (!EVP_Digest(msg, len, md, &mdlen, EVP_sha384(),
-		    NULL))
-			return kr_err_ssl("digest");
-		in = md;
-		inlen = mdlen;
-		break;
-	case KR_KEY_RSA3072:
-		mech = CKM_SHA256_RSA_PKCS;
-		break;
-	default:
-		return kr_errf(KR_ERR_UNSUPPORTED, "key '%s' type", k->label);
-	}
 	blen = sizeof(buf);
 	rv = kr_p11_sign(p, t->s, k->priv, mech, in, inlen, buf, &blen);
 	if (kr_p11_session_lost(rv) || rv == CKR_OBJECT_HANDLE_INVALID ||
@@ -940,6 +916,40 @@ kr_hsm_sign_raw(struct kr_key *k, const uint8_t *msg, size_t len,
 	memcpy(sig, buf, blen);
 	*siglen = blen;
 	return 0;
+}
+
+int
+kr_hsm_sign_raw(struct kr_key *k, const uint8_t *msg, size_t len,
+    uint8_t *sig, size_t *siglen)
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	switch (k->type) {
+	case KR_KEY_ED25519:
+		return sign_mech(k, CKM_EDDSA, msg, len, sig, siglen);
+	case KR_KEY_P256:
+		kr_sha256(msg, len, md);
+		return sign_mech(k, CKM_ECDSA, md, 32, sig, siglen);
+	case KR_KEY_P384:
+		if (!EVP_Digest(msg, len, md, &mdlen, EVP_sha384(), NULL))
+			return kr_err_ssl("digest");
+		return sign_mech(k, CKM_ECDSA, md, mdlen, sig, siglen);
+	case KR_KEY_RSA3072:
+		return sign_mech(k, CKM_SHA256_RSA_PKCS, msg, len, sig, siglen);
+	default:
+		return kr_errf(KR_ERR_UNSUPPORTED, "key '%s' type", k->label);
+	}
+}
+
+int
+kr_hsm_sign_sha256(struct kr_key *k, const uint8_t dg[32], uint8_t *sig,
+    size_t *siglen)
+{
+	if (k->type != KR_KEY_P256)
+		return kr_errf(KR_ERR_UNSUPPORTED, "key '%s': a SHA-256 digest "
+		    "is signed only by a P-256 key", k->label);
+	return sign_mech(k, CKM_ECDSA, dg, 32, sig, siglen);
 }
 
 int

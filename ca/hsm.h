@@ -181,6 +181,10 @@ int kr_hsm_check_pubkey(const struct kr_key *key, const EVP_PKEY *expected)
 #define KR_HSM_SIG_MAX 512
 int kr_hsm_sign_raw(struct kr_key *key, const uint8_t *msg, size_t len,
     uint8_t *sig, size_t *siglen) KR_WUR;
+/* The same for a P-256 key, given SHA-256(msg) (KR_ERR_UNSUPPORTED for
+ * any other key type). */
+int kr_hsm_sign_sha256(struct kr_key *key, const uint8_t dg[32],
+    uint8_t *sig, size_t *siglen) KR_WUR;
 
 /*
  * libp11's EVP_PKEY for the private key (ECDSA/RSA only) for X509_sign /

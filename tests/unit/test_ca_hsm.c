@@ -172,6 +172,43 @@ test_sign_raw_all_types(void **s)
 	}
 }
 
+/* A P-256 key signs a given SHA-256 digest as kr_hsm_sign_raw signs the
+ * message; other key types refuse a digest. */
+static void
+test_sign_sha256(void **s)
+{
+	static const uint8_t msg[] = "tbs bytes";
+	uint8_t sig[KR_HSM_SIG_MAX], dg[32];
+	struct kr_key *k = NULL, *k384 = NULL;
+	size_t siglen;
+
+	assert_int_equal(kr_token_generate(tok, KR_KEY_P256, "dg-256", &k), 0);
+	assert_int_equal(kr_token_generate(tok, KR_KEY_P384, "dg-384", &k384),
+	    0);
+	kr_sha256(msg, sizeof(msg), dg);
+	siglen = sizeof(sig);
+	assert_int_equal(kr_hsm_sign_sha256(k, dg, sig, &siglen), 0);
+	verify_raw(k, msg, sizeof(msg), sig, siglen);
+	/* a digest of other bytes gives a signature over those bytes only */
+	dg[0] ^= 1;
+	siglen = sizeof(sig);
+	assert_int_equal(kr_hsm_sign_sha256(k, dg, sig, &siglen), 0);
+	{
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+		assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(),
+		    NULL, kr_hsm_pubkey(k)), 1);
+		assert_int_not_equal(EVP_DigestVerify(md, sig, siglen, msg,
+		    sizeof(msg)), 1);
+		EVP_MD_CTX_free(md);
+	}
+	siglen = sizeof(sig);
+	assert_int_equal(kr_hsm_sign_sha256(k384, dg, sig, &siglen),
+	    KR_ERR_UNSUPPORTED);
+	kr_key_free(k);
+	kr_key_free(k384);
+}
+
 /*
  * Regression: two handles on one token with libp11 in use. libp11 0.4.12
  * closes every session of the slot (C_CloseAllSessions) when it first
@@ -421,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_token_errors),
 		cmocka_unit_test(test_generate_find_clash),
 		cmocka_unit_test(test_sign_raw_all_types),
+		cmocka_unit_test(test_sign_sha256),
 		cmocka_unit_test(test_two_handles_libp11),
 		cmocka_unit_test(test_lost_session_recovers),
 		cmocka_unit_test(test_serials),
