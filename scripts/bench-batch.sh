@@ -28,6 +28,9 @@ PIN=123456
 # rss_kib / wall seconds from /usr/bin/time -v output
 tv() { sed -n "s/^[[:space:]]*$1: //p" "$2" | tail -1; }
 calc() { awk "BEGIN { printf \"%.${2:-0}f\", $1 }"; }
+# CPU (user + system) per device in microseconds, from a time -v file
+cpu_us() { awk -v n="$2" -F': ' '/User time|System time/ { s += $2 }
+	END { printf "%.0f", s * 1e6 / n }' "$1"; }
 secs() { # h:mm:ss or m:ss.cc -> seconds
 	echo "$1" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }'
 }
@@ -41,6 +44,7 @@ measure_bounds() {
 }
 
 rows=(); notes=()
+ROW='%8s  %-37s %8s %10s %8s %10s %9s %9s'
 for n in $sizes; do
 	d="$W/n$n"; S="$d/state"; mkdir -p "$d"
 	echo "bench-batch: $n devices: setting up (state, fleet, manifest import)" >&2
@@ -69,8 +73,9 @@ for n in $sizes; do
 	notes+=("$(printf '%8s  bounds before / after keyroom: crypto %s / %s, HSM %s / %s' "$n" "$b1" "$cb" "$h1" "$hb")")
 	kw=$(secs "$(tv 'Elapsed (wall clock) time (h:mm:ss or m:ss)' "$d/kr.time")")
 	kr=$(tv 'Maximum resident set size (kbytes)' "$d/kr.time")
+	kcpu=$(cpu_us "$d/kr.time" "$n")
 
-	ow="-"; orate="-"; orss="-"
+	ow="-"; orate="-"; orss="-"; ocpu="-"
 	if [ -n "$ENGINE" ]; then
 		echo "bench-batch: $n devices: openssl ca -batch -infiles (pkcs11 engine)" >&2
 		o="$d/ossl"; mkdir -p "$o/newcerts"; : >"$o/index.txt"; echo 1000 >"$o/serial"
@@ -115,22 +120,24 @@ EOF
 			ow=$(secs "$(tv 'Elapsed (wall clock) time (h:mm:ss or m:ss)' "$d/ossl.time")")
 			orate=$(calc "$n / $ow")
 			orss=$(( $(tv 'Maximum resident set size (kbytes)' "$d/ossl.time") / 1024 ))
+			ocpu=$(cpu_us "$d/ossl.time" "$n")
 		else
 			echo "bench-batch: openssl ca signed $got of $n (see $d/ossl.time)" >&2
 		fi
 	fi
 	krate=$(calc "$n / $kw")
-	rows+=("$(printf '%8s  %-34s %9s %10s %9s %9s %9s' "$n" "keyroom batch sign ($SESSIONS sessions)" "$kw" "$krate" \
-	    "$((kr / 1024))" "$(calc "100 * $krate / $bound")%" "$(calc "100 * $krate / $hbound")%")")
-	rows+=("$(printf '%8s  %-34s %9s %10s %9s %9s %9s' "$n" "openssl ca -infiles (pkcs11 engine)" "$ow" "$orate" "$orss" \
+	rows+=("$(printf "$ROW" "$n" "keyroom batch sign ($SESSIONS sessions)" "$kw" "$krate" \
+	    "$((kr / 1024))" "$kcpu" "$(calc "100 * $krate / $bound")%" "$(calc "100 * $krate / $hbound")%")")
+	rows+=("$(printf "$ROW" "$n" "openssl ca -infiles (pkcs11 engine)" "$ow" "$orate" "$orss" "$ocpu" \
 	    "$([ "$orate" = - ] && echo - || echo "$(calc "100 * $orate / $bound")%")" \
 	    "$([ "$orate" = - ] && echo - || echo "$(calc "100 * $orate / $hbound")%")")")
-	rows+=("$(printf '%8s  %-34s %9s %10s %9s %9s %9s' "$n" "(manifest import, not timed above)" "$imp" \
-	    "$(calc "$n / $imp")" "-" "-" "-")")
-	rows+=("$(printf '%8s  %-34s %9s %10s %9s %9s %9s' "$n" "crypto bound: 2 verify + 1 sign P-256" "-" \
-	    "$bound" "-" "100%" "-")")
-	rows+=("$(printf '%8s  %-34s %9s %10s %9s %9s %9s' "$n" "HSM bound: 2 verify + 1 C_Sign" "-" \
-	    "$hbound" "-" "-" "100%")")
+	rows+=("$(printf "$ROW" "$n" "(manifest import, not timed above)" "$imp" \
+	    "$(calc "$n / $imp")" "-" "-" "-" "-")")
+	# a bound's CPU a device: its threads, all busy, over its rate
+	rows+=("$(printf "$ROW" "$n" "crypto bound: 2 verify + 1 sign P-256" "-" \
+	    "$bound" "-" "$(calc "$SESSIONS * 1e6 / $bound")" "100%" "-")")
+	rows+=("$(printf "$ROW" "$n" "HSM bound: 2 verify + 1 C_Sign" "-" \
+	    "$hbound" "-" "$(calc "$SESSIONS * 1e6 / $hbound")" "-" "100%")")
 	# Nothing is deleted until the end (the trap): on ext4 without a
 	# journal (these machines' root file system) a new inode is never
 	# one freed in the last minute (six, if not yet written back): each
@@ -140,9 +147,11 @@ EOF
 done
 printf '\nbatch signing, %s, %s cores, SoftHSM2 %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" \
     "$(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null || echo '?')"
-printf '%8s  %-34s %9s %10s %9s %9s %9s\n' devices tool seconds devices/s "RSS MiB" "of bound" "of HSM b."
+printf "$ROW\n" devices tool seconds devices/s "RSS MiB" "CPU us/dev" "of bound" "of HSM b."
 for r in "${rows[@]}"; do echo "$r"; done
 for r in "${notes[@]}"; do echo "$r"; done
 printf '          (bounds: the mean of runs just before and just after keyroom, on %s threads: OpenSSL\n' "$SESSIONS"
 printf '           in process; the same with SoftHSM2 C_Sign on the issuing key, one session a thread;\n'
-printf '           targets: keyroom >= 70%% of the crypto bound, RSS <= 64 MiB)\n'
+printf '           CPU us/dev: user + system time of the whole run over its devices; a bound'"'"'s,\n'
+printf '           its threads over its rate. Targets: keyroom >= 70%% of the crypto bound,\n'
+printf '           RSS <= 64 MiB)\n'
