@@ -3,13 +3,15 @@
 # ordinary user, without loop mounts.
 #
 #   build.sh --keyroom BIN --out DIR [--cache DIR] [--debug] [--if-changed]
-#            [--modules FILE]
+#            [--modules FILE] [--sb-key KEY --sb-cert CERT.pem]
 #
 # Outputs in DIR:
 #   vmlinuz               the Debian kernel (from the .deb, never installed)
 #   initramfs.cpio.gz     newc, sorted, fixed mtimes, owner 0:0, gzip -n
 #   cmdline               the hardened kernel command line
-#   keyroom.efi           UEFI unified kernel image (systemd-boot stub)
+#   keyroom.efi           UEFI unified kernel image (systemd-boot stub);
+#                         with --sb-key/--sb-cert signed for Secure Boot
+#                         (sbsign; KEY a PEM file or a pkcs11: URI)
 #   keyroom-usb.img       GPT stick image: one FAT EFI system partition
 #   keyroom.iso           hybrid BIOS (isolinux) / UEFI ISO
 #   SHA256SUMS            of all the above
@@ -18,7 +20,11 @@
 # kernel package (downloaded with apt-get into the cache when missing).
 # SOURCE_DATE_EPOCH (default: the commit time of HEAD) fixes every date.
 # --if-changed: do nothing when OUT was built from the same inputs (digest of
-# BIN, image/, busybox, the cached kernel, the host's package database).
+# BIN, image/, busybox, the cached kernel, the host's package database, the
+# Secure Boot certificate).
+# Signing is the one step that is not reproducible (the signature carries
+# its signing time): two signed builds differ only in the UKI's signature
+# and the media that hold it; the kernel and initramfs are the same bytes.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 
@@ -29,6 +35,8 @@ CACHE="$HERE/out"
 DEBUG=0
 IF_CHANGED=0
 MODLIST=$HERE/modules.list
+SB_KEY=""
+SB_CERT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--keyroom) KEYROOM_BIN=$2; shift 2 ;;
@@ -37,13 +45,29 @@ while [ $# -gt 0 ]; do
 	--debug) DEBUG=1; shift ;;
 	--if-changed) IF_CHANGED=1; shift ;;
 	--modules) MODLIST=$2; shift 2 ;;
-	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--sb-key) SB_KEY=$2; shift 2 ;;
+	--sb-cert) SB_CERT=$2; shift 2 ;;
+	-h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown argument: $1" >&2; exit 2 ;;
 	esac
 done
 [ -n "$KEYROOM_BIN" ] && [ -n "$OUT" ] || { echo "usage: build.sh --keyroom BIN --out DIR" >&2; exit 2; }
 [ -x "$KEYROOM_BIN" ] || { echo "build.sh: $KEYROOM_BIN: not an executable (run make first)" >&2; exit 1; }
 KEYROOM_BIN=$(readlink -f "$KEYROOM_BIN")
+if [ -n "$SB_KEY$SB_CERT" ]; then
+	[ -n "$SB_KEY" ] && [ -n "$SB_CERT" ] ||
+	    { echo "build.sh: --sb-key and --sb-cert go together" >&2; exit 2; }
+	command -v sbsign >/dev/null ||
+	    { echo "build.sh: sbsign missing (run ./scripts/deps.sh --image)" >&2; exit 1; }
+	openssl x509 -in "$SB_CERT" -noout 2>/dev/null ||
+	    { echo "build.sh: $SB_CERT: not a PEM certificate" >&2; exit 1; }
+	case "$SB_KEY" in
+	pkcs11:*) ;;
+	*) [ -r "$SB_KEY" ] || { echo "build.sh: $SB_KEY: cannot read the key" >&2; exit 1; }
+	   SB_KEY=$(readlink -f "$SB_KEY") ;;
+	esac
+	SB_CERT=$(readlink -f "$SB_CERT")
+fi
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 note() { echo "image: $*" >&2; }
@@ -71,6 +95,7 @@ OUT=$(cd "$OUT" && pwd)
 inputs_digest() {
 	{
 		echo "epoch $SOURCE_DATE_EPOCH debug $DEBUG"
+		[ -z "$SB_CERT" ] || echo "secure boot $(openssl x509 -in "$SB_CERT" -outform DER | sha256sum)"
 		sha256sum "$KEYROOM_BIN" "$BUSYBOX" "$STUB" /var/lib/dpkg/status "$MODLIST"
 		(cd "$HERE" && find . -path ./out -prune -o -type f -print | sort | xargs sha256sum)
 		cat "$HERE"/../ceremony/scripts/*.yaml 2>/dev/null | sha256sum
@@ -342,6 +367,21 @@ touch -d "@$SOURCE_DATE_EPOCH" "$OUT/vmlinuz" "$OUT/initramfs.cpio.gz"
 # documented objcopy recipe, with offsets computed instead of fixed).
 "$HERE/uki.sh" "$STUB" "$ROOT/etc/os-release" "$WORK/cmdline.uki" "$OUT/vmlinuz" \
     "$OUT/initramfs.cpio.gz" "$OUT/keyroom.efi"
+if [ -n "$SB_KEY" ]; then
+	# Secure Boot: the firmware checks this signature against its db and
+	# refuses the stick otherwise; the UKI carries the kernel, initramfs
+	# and command line, so all three are covered by it.
+	engine=()
+	case "$SB_KEY" in pkcs11:*) engine=(--engine pkcs11) ;; esac
+	sbsign "${engine[@]}" --key "$SB_KEY" --cert "$SB_CERT" \
+	    --output "$WORK/keyroom-signed.efi" "$OUT/keyroom.efi" >&2 ||
+	    die "sbsign failed"
+	sbverify --cert "$SB_CERT" "$WORK/keyroom-signed.efi" >/dev/null 2>&1 ||
+	    die "the signed UKI does not verify with $SB_CERT"
+	mv "$WORK/keyroom-signed.efi" "$OUT/keyroom.efi"
+	touch -d "@$SOURCE_DATE_EPOCH" "$OUT/keyroom.efi"
+	note "UKI signed for Secure Boot by $(openssl x509 -in "$SB_CERT" -noout -subject)"
+fi
 
 # ---------------------------------------------------------------- media
 "$HERE/media.sh" "$OUT" "$WORK"

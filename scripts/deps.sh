@@ -8,7 +8,7 @@ BUILD="build-essential pkg-config libssl-dev libp11-dev libp11-kit-dev softhsm2 
 TEST="openssl strace libengine-pkcs11-openssl gnutls-bin libnss3-tools opensc tmux zbar-tools python3 clang libclang-rt-14-dev
  golang-go golang-golang-x-mod-dev"
 IMAGE="busybox-static cpio qemu-system-x86 mtools e2fsprogs dosfstools xorriso systemd-boot-efi
- ovmf binutils gzip zstd kmod fdisk isolinux syslinux-common"
+ ovmf binutils gzip zstd kmod fdisk isolinux syslinux-common sbsigntool"
 
 want="$BUILD $TEST"
 case "${1:-}" in

@@ -7,7 +7,8 @@
 # the results are read off the stick image with mtools and verified on the
 # host with openssl. The console menu is driven over the serial line. The
 # UEFI stick image boots under OVMF, the hybrid ISO under SeaBIOS and OVMF;
-# two builds give the same SHA-256.
+# two builds give the same SHA-256. A UKI signed for Secure Boot boots under
+# enforcing OVMF; unsigned, foreign-signed and tampered ones are refused.
 # Env (local iteration only): KEYROOM_IMAGE_QUICK=1 skips the second build
 # and the UEFI and ISO boots.
 . "$(dirname "$0")/../lib.sh"
@@ -477,5 +478,108 @@ else
 	skip "UEFI boots" "OVMF missing (ovmf package)"
 fi
 media_check iso "BIOS (SeaBIOS): the hybrid ISO through isolinux" ISOLINUX
+
+# --- 8. Secure Boot: OVMF with Debian's test ("snakeoil") PK/KEK/db and
+# the firmware enforcing. `build.sh --sb-key/--sb-cert` signs the UKI with
+# the db key: it boots, and the kernel reports Secure Boot on. The firmware
+# refuses the unsigned stick, a UKI signed by a key not in db, and the
+# signed UKI with one byte changed.
+SBCODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+SBVARS=/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd
+SBPEM=/usr/share/ovmf/PkKek-1-snakeoil.pem
+SBKEY=/usr/share/ovmf/PkKek-1-snakeoil.key	# PKCS#8, password "snakeoil"
+if ! [ -f "$SBCODE" ] || ! [ -f "$SBVARS" ] || ! [ -f "$SBPEM" ] || ! [ -f "$SBKEY" ] ||
+    ! command -v sbsign >/dev/null; then
+	skip "Secure Boot" "ovmf snakeoil vars or sbsigntool missing (./scripts/deps.sh --image)"
+	done_testing; exit
+fi
+openssl pkey -in "$SBKEY" -passin pass:snakeoil -out "$T/sb.key" 2>/dev/null
+if "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/sb" --sb-key "$T/sb.key" \
+    --sb-cert "$SBPEM" >"$T/sb-build.log" 2>&1; then
+	ok "build.sh --sb-key/--sb-cert: the UKI signed for Secure Boot"
+else
+	nok "signed build"; tail -5 "$T/sb-build.log" | sed 's/^/#   /'; done_testing; exit 1
+fi
+check "sbverify: the UKI verifies with the db certificate" sbverify --cert "$SBPEM" "$T/sb/keyroom.efi"
+if sbverify --cert "$SBPEM" "$IMG/keyroom.efi" >/dev/null 2>&1; then nok "the unsigned UKI verifies"
+else ok "sbverify refuses the unsigned UKI"; fi
+check "signing changes only the UKI and its media: kernel and initramfs are the same bytes" \
+    sh -c "cmp -s '$T/sb/vmlinuz' '$IMG/vmlinuz' && cmp -s '$T/sb/initramfs.cpio.gz' '$IMG/initramfs.cpio.gz'"
+# the db key held in an HSM (a SoftHSM2 token), named by a pkcs11: URI
+mkdir -p "$T/sbtok"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$T/sbtok" >"$T/sbhsm.conf"
+URI="pkcs11:token=sb-db;object=db;type=private;pin-value=1234"
+if SOFTHSM2_CONF="$T/sbhsm.conf" softhsm2-util --init-token --free --label sb-db --so-pin 87654321 \
+        --pin 1234 >/dev/null 2>&1 &&
+    SOFTHSM2_CONF="$T/sbhsm.conf" pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label sb-db \
+        --login --pin 1234 --keypairgen --key-type rsa:2048 --label db --id 01 >/dev/null 2>&1 &&
+    SOFTHSM2_CONF="$T/sbhsm.conf" openssl req -engine pkcs11 -keyform engine -key "$URI" -new -x509 \
+        -days 30 -subj "/CN=OEM db key in an HSM" -out "$T/hsmdb.pem" >/dev/null 2>&1; then
+	SOFTHSM2_CONF="$T/sbhsm.conf" "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/sbhsm" \
+	    --sb-key "$URI" --sb-cert "$T/hsmdb.pem" >"$T/sbhsm.log" 2>&1 &&
+	    sbverify --cert "$T/hsmdb.pem" "$T/sbhsm/keyroom.efi" >/dev/null 2>&1 &&
+	    ok "build.sh --sb-key pkcs11:URI: the UKI signed by a key that never leaves the token" ||
+	    { nok "signing with a pkcs11: URI"; tail -5 "$T/sbhsm.log" | sed 's/^/#   /'; }
+else
+	nok "a SoftHSM2 token with a db key for the pkcs11: signing check"
+fi
+expect_fail "build.sh: --sb-key without --sb-cert" "go together" \
+    "$TOP/image/build.sh" --keyroom "$KEYROOM" --out "$T/sbbad" --sb-key "$T/sb.key"
+# a stick whose UKI is EFI (signed by another key, or tampered): media.sh
+stick_with() { # NAME UKI: $T/NAME-stick/keyroom-usb.img holding UKI
+	local d="$T/$1-stick"
+	mkdir -p "$d/work"; cp "$IMG/vmlinuz" "$IMG/initramfs.cpio.gz" "$IMG/cmdline" "$d/"
+	cp "$2" "$d/keyroom.efi"
+	SOURCE_DATE_EPOCH=$(git -C "$TOP" log -1 --format=%ct 2>/dev/null || echo 1764028800) \
+	    "$TOP/image/media.sh" "$d" "$d/work" >/dev/null 2>&1
+}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/other.key" -out "$T/other.pem" -days 30 \
+    -subj "/CN=not in db" >/dev/null 2>&1
+sbsign --key "$T/other.key" --cert "$T/other.pem" --output "$T/other.efi" "$IMG/keyroom.efi" >/dev/null 2>&1
+stick_with other "$T/other.efi"
+cp "$T/sb/keyroom.efi" "$T/tampered.efi"
+off=$(( $(stat -c %s "$T/tampered.efi") / 2 ))
+b=$(od -An -tu1 -j "$off" -N1 "$T/tampered.efi" | tr -d ' ')
+printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$T/tampered.efi" bs=1 seek="$off" conv=notrunc status=none
+stick_with tampered "$T/tampered.efi"
+# sb_boot NAME STICK MARKER: boot the stick under enforcing OVMF, stop at MARKER
+sb_boot() {
+	cp "$SBVARS" "$T/vars-$1.fd"
+	truncate -s 32M "$T/state-$1.img"
+	mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state-$1.img"
+	boot "$1" "$T/$1.log" "$3" 1 -machine q35,smm=on \
+	    -global driver=cfi.pflash01,property=secure,value=on \
+	    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$SBCODE" \
+	    -drive "if=pflash,format=raw,unit=1,file=$T/vars-$1.fd" \
+	    -drive "file=$T/state-$1.img,if=virtio,format=raw" \
+	    -device qemu-xhci -drive "if=none,id=boot,file=$2,format=raw" -device usb-storage,drive=boot
+	echo "${READY_S:-never}" >"$T/$1.res"
+}
+cp "$T/sb/keyroom-usb.img" "$T/sb-boot.img"
+cp "$IMG/keyroom-usb.img" "$T/unsigned-boot.img"
+( sb_boot sbok "$T/sb-boot.img" KEYROOM-READY ) &
+( sb_boot sbunsigned "$T/unsigned-boot.img" 'Access Denied' ) &
+wait
+( sb_boot sbother "$T/other-stick/keyroom-usb.img" 'Access Denied' ) &
+( sb_boot sbtampered "$T/tampered-stick/keyroom-usb.img" 'Access Denied' ) &
+wait
+r=$(cat "$T/sbok.res" 2>/dev/null)
+if [ -n "$r" ] && [ "$r" != never ] && grep -aq 'UEFI Secure Boot is enabled' "$T/sbok.log" &&
+    grep -aq 'secureboot: Secure boot enabled' "$T/sbok.log"; then
+	ok "Secure Boot enforcing: the signed UKI boots to the ready marker (${r}s), the kernel sees Secure Boot on"
+else
+	nok "Secure Boot: the signed UKI"; tail -8 "$T/sbok.log" | sed 's/^/#   /'
+fi
+sb_refused() { # NAME DESCRIPTION
+	if [ "$(cat "$T/$1.res" 2>/dev/null)" != never ] && grep -aq 'USB HARDDRIVE.*Access Denied' "$T/$1.log" &&
+	    ! grep -aq 'KEYROOM-READY' "$T/$1.log" && ! grep -aq 'Linux version' "$T/$1.log"; then
+		ok "Secure Boot: the firmware refuses $2 (Access Denied, no kernel started)"
+	else
+		nok "Secure Boot: $2 not refused"; strings "$T/$1.log" | grep -a -m3 -i 'denied\|linux\|ready' | sed 's/^/#   /'
+	fi
+}
+sb_refused sbunsigned "the unsigned stick"
+sb_refused sbother "a UKI signed by a key not in db"
+sb_refused sbtampered "the signed UKI with one byte changed"
 
 done_testing
