@@ -41,6 +41,7 @@ static const step_fn runners[KR_STEP__COUNT] = {
 	[KR_STEP_RESHARE] = step_reshare,
 	[KR_STEP_PRINT_TRANSCRIPT] = step_print_transcript,
 	[KR_STEP_PROMOTE] = step_promote,
+	[KR_STEP_INSTALL_POLICY] = step_install_policy,
 };
 
 int
@@ -494,12 +495,25 @@ crun_write_transcript(struct crun *c, const char *note)
 		if (t[i] != ':' && t[i] != '-')
 			ts[j++] = t[i];
 	ts[j] = '\0';
-	if ((r = kr_mkdirs(c->o->media, 0755)) != 0 ||
-	    (r = kr_snprintf(path, sizeof(path), "%s/%s-%s%s.transcript.txt",
-	    c->o->media, c->s->id, ts, c->o->rehearse ? "-rehearsal" :
-	    "")) != 0)
+	if ((r = kr_mkdirs(c->o->media, 0755)) != 0)
 		goto out;
-	if ((r = kr_write_new_file(path, out.p, out.len, 0644)) != 0)
+	/* Never over another transcript: a ceremony refused and run again
+	 * within the same second gets "-2", "-3", ... */
+	for (i = 1; i <= 99; i++) {
+		char nth[8] = "";
+
+		if (i > 1)
+			(void)snprintf(nth, sizeof(nth), "-%zu", i);
+		if ((r = kr_snprintf(path, sizeof(path),
+		    "%s/%s-%s%s%s.transcript.txt", c->o->media, c->s->id, ts,
+		    nth, c->o->rehearse ? "-rehearsal" : "")) != 0)
+			goto out;
+		if ((r = kr_write_new_file(path, out.p, out.len, 0644)) !=
+		    KR_ERR_EXISTS)
+			break;
+		kr_err_clear();
+	}
+	if (r != 0)
 		goto out;
 	fprintf(c->out, "  transcript written: %s\n", path);
  out:

@@ -83,6 +83,7 @@ int step_cross_certify(struct crun *, const struct kr_step *);
 int step_rotation_package(struct crun *, const struct kr_step *);
 int step_print_transcript(struct crun *, const struct kr_step *);
 int step_promote(struct crun *, const struct kr_step *);
+int step_install_policy(struct crun *, const struct kr_step *);
 
 /* Helpers (run.c). */
 /* Is this step about the next generation (root rotation)? */

@@ -53,6 +53,8 @@ const struct kr_step_type_def kr_step_types[KR_STEP__COUNT] = {
 	{ KR_STEP_PROMOTE, "promote", NONE, NONE,
 	    "make the next root and intermediate current (old keys destroyed "
 	    "first)" },
+	{ KR_STEP_INSTALL_POLICY, "install-policy", NONE, NONE,
+	    "install the signing policy from the media directory's policy/" },
 };
 
 static const char *const roles[] = { "root", "issuing", NULL };

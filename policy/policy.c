@@ -91,6 +91,8 @@ load_cert(struct kr_policy *p, const json_t *o, const char *where,
 		if ((r = kr_read_file(path, CERT_MAX_BYTES, &buf, &len)) != 0)
 			return kr_errctx(r, "%s: %s", p->name, where);
 		(void)snprintf(src, srclen, "%s", file);
+		if (p->nfiles < KR_ARRAY_SIZE(p->files))
+			p->files[p->nfiles++] = file;	/* borrows p->doc */
 	} else {
 		len = strlen(pem);
 		if ((buf = malloc(len + 1)) == NULL)
@@ -610,6 +612,12 @@ kr_policy_load(const char *path, struct kr_policy **out)
 	free(dup);
 	free(buf);
 	return r;
+}
+
+const char *
+kr_policy_file(const struct kr_policy *p, size_t i)
+{
+	return i < p->nfiles ? p->files[i] : NULL;
 }
 
 const struct kr_mf_trust *

@@ -60,6 +60,11 @@ int kr_policy_parse(const char *name, const char *buf, size_t len,
 
 void kr_policy_free(struct kr_policy *p);
 
+/* The i-th certificate file the policy reads (its file: value as
+ * written: relative to the policy's directory, or absolute), NULL past the
+ * last. */
+const char *kr_policy_file(const struct kr_policy *p, size_t i);
+
 /*
  * Lint a loaded policy: warnings that are not errors (expired signer,
  * a manufacturer with no parts, check_validity off, ...). *out is a new

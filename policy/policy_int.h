@@ -31,6 +31,9 @@ struct kr_policy {
 	struct kr_mf_signer signers[KR_POLICY_MAX_SIGNERS];
 	char signer_src[KR_POLICY_MAX_SIGNERS][256];
 	size_t nsigners;
+	/* the file: names it reads, as written (signers and roots) */
+	const char *files[KR_POLICY_MAX_SIGNERS + KR_POLICY_MAX_ROOTS];
+	size_t nfiles;
 	STACK_OF(X509) *roots;
 	struct kr_mf_trust trust;
 	unsigned curves;

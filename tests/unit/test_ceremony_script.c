@@ -160,7 +160,7 @@ static void
 test_shipped_scripts(void **state)
 {
 	static const char *const names[] = { "genesis", "intermediate",
-	    "revoke", "rotation", "reshare-root" };
+	    "revoke", "rotation", "reshare-root", "install-policy" };
 	struct kr_script *s = NULL;
 	char path[256];
 	size_t i;
