@@ -30,14 +30,18 @@
 #define CERT_FILE_MAX (256 * 1024)
 
 /* A certificate file name that stays beside the policy: [A-Za-z0-9._-],
- * not starting with '.', not policy.yaml itself. */
+ * not starting with '.', ending in .crt, .pem or .der (so that no name of
+ * the state's own files - keyroom.yaml, softhsm2.conf, *.pin - can be
+ * one). */
 static int
 plain_name(const char *s)
 {
+	size_t n = strlen(s);
 	const char *p;
 
-	if (s[0] == '\0' || s[0] == '.' || strlen(s) > 128 ||
-	    strcmp(s, "policy.yaml") == 0)
+	if (n < 5 || n > 128 || s[0] == '.' ||
+	    (strcmp(s + n - 4, ".crt") != 0 && strcmp(s + n - 4, ".pem") != 0 &&
+	    strcmp(s + n - 4, ".der") != 0))
 		return 0;
 	for (p = s; *p != '\0'; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -95,7 +99,8 @@ step_install_policy(struct crun *c, const struct kr_step *st)
 		if (!plain_name(name)) {
 			r = kr_errf(KR_ERR_POLICY, "install-policy: '%s': the "
 			    "policy's certificate files must be plain names "
-			    "beside it in %s/", name, POLICY_DIR);
+			    "(*.crt, *.pem, *.der) beside it in %s/", name,
+			    POLICY_DIR);
 			goto out;
 		}
 		f[nf].name = name;

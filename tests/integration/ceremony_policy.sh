@@ -52,6 +52,12 @@ cp "$T/f/signer.crt" "$T/s2/evil.crt"
 expect_fail "a certificate file outside policy/ is refused" "'../evil.crt': the policy's certificate files must be plain names" \
     install "$T/s2"
 unchanged "../ name"
+stick "$T/s2b" "$T/f/signer.crt"
+sed 's#file: signer.crt#file: keyroom.yaml#' "$T/f/policy.yaml" >"$T/s2b/policy/policy.yaml"
+cp "$T/f/signer.crt" "$T/s2b/policy/keyroom.yaml"
+expect_fail "a certificate file named like a state file is refused" "'keyroom.yaml': the policy's certificate files must be plain names \(\*.crt" \
+    install "$T/s2b"
+unchanged "a state file's name"
 stick "$T/s3" "$T/f/policy.yaml"
 expect_fail "a missing certificate file is refused" "signer.crt" install "$T/s3"
 unchanged "missing file"
