@@ -52,22 +52,27 @@ flip() { # FILE OFFSET: flip the low bit of one byte
 	local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
 	printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
+# first_char FILE LINE: change the first character of line LINE ("A" to
+# "B", anything else to "A": always a change)
+first_char() { sed -i -e "$2{s/^A/\x01/;s/^[^\x01]/A/;s/^\x01/B/}" "$1"; }
 tamper "a hash in a full level-0 tile" "tiles|inconsistent" flip tile/0/000 100
 tamper "a hash in the partial level-0 tile" "tiles|inconsistent" flip tile/0/003.p/13 5
-tamper "a byte of an entry" "does not hash to its leaf" flip tile/entries/001 300
+tamper "a byte of an entry" "does not hash to its leaf|truncated|after its" flip tile/entries/001 300
 tamper "an entry bundle cut short" "truncated|after its" truncate -s -1 tile/entries/000
 tamper "the checkpoint's size" "does not verify" sed -i '2s/$/0/' checkpoint
-tamper "the checkpoint's root hash" "does not verify" sed -i '3s/^./A/' checkpoint
+tamper "the checkpoint's root hash" "does not verify" first_char checkpoint 3
 p=$(ls "$T/exp/proofs" | head -1)
 i=$(sed -n 's/^index //p' "$T/exp/proofs/$p")
-tamper "a proof's index" "inclusion" sed -i "s/^index $i\$/index $((i + 1))/" "proofs/$p"
-tamper "a proof hash" "inclusion|proof hash" sed -i '4s/^./A/' "proofs/$p"
+# one less: still inside its checkpoint (a proof's entry is often the
+# last one its checkpoint covers, so one more could be beyond it)
+tamper "a proof's index" "inclusion" sed -i "s/^index $i\$/index $((i - 1))/" "proofs/$p"
+tamper "a proof hash" "inclusion|proof hash" first_char "proofs/$p" 4
 q=$(ls "$T/exp/proofs" | sed -n 2p)
 tamper "a proof filed under another certificate" "SHA-256" cp "proofs/$p" "proofs/$q"
 tamper "a certificate's proof missing" "has no proof" rm "proofs/$p"
 # an earlier checkpoint edited: its signature no longer holds
 c=$(ls "$T/exp/checkpoints" | sed -n 3p)
-tamper "an earlier checkpoint edited" "does not verify" sed -i '3s/^./B/' "checkpoints/$c"
+tamper "an earlier checkpoint edited" "does not verify" first_char "checkpoints/$c" 3
 # a fork: another history under the same origin, signed with the same
 # key, smaller than the log - every signature holds, only consistency
 # (Go's tlog.ProveTree/CheckTree against the latest) can tell. Its entries
