@@ -369,8 +369,8 @@ log_refusal(struct batch *b, const char *file, int code)
  * stay in the page cache and fault back in when needed) - but only when
  * the resident set has reached KR_BATCH_RSS_BUDGET: until then the upper
  * levels of the trees, which every lookup walks, stay mapped. Dropping on
- * a fixed count of lookups instead (every 16) cost ~9 % more CPU at
- * 100,000 devices, mostly in faults, madvise and refaulted lookups. The
+ * a fixed count of lookups instead (every 16) cost ~7 % more CPU at
+ * 10,000 and 100,000 devices, in faults, madvise and refaulted lookups. The
  * map does not move during the run (kr_log_hold_map).
  */
 void
