@@ -10,9 +10,11 @@
  * written: the policy must load as `keyroom policy check` loads it; its
  * files must be plain names; a file the state already has must have the
  * same bytes (the policy in force may read it until the new one is in
- * place). The new files are written first, each atomically, then
- * policy.yaml replaces the old one in one rename: at every instant the
- * state holds one whole policy, the old or the new.
+ * place). The new files are written first, each atomically; the policy
+ * is loaded once more from those very files (what was checked is what is
+ * installed, whatever the stick did meanwhile); then policy.yaml replaces
+ * the old one in one rename: at every instant the state holds one whole
+ * policy, the old or the new.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,8 +143,6 @@ step_install_policy(struct crun *c, const struct kr_step *st)
 		kr_hex(h, 32, ohex);
 		had_old = 1;
 	}
-	if ((r = kr_policy_lint(np, &lint)) != 0)
-		goto out;
 	/* 2. the new certificate files, then policy.yaml in one rename */
 	for (i = 0; i < nf; i++) {
 		if (f[i].present)
@@ -154,7 +154,20 @@ step_install_policy(struct crun *c, const struct kr_step *st)
 			goto out;
 		nwritten++;
 	}
-	if ((r = kr_write_replace_file(c->a->paths.policy, yaml, ylen,
+	/*
+	 * The policy once more, as it will be in force: these YAML bytes
+	 * over the files now in the state (the certificates were read from
+	 * the stick twice: by the first parse and for the copy).
+	 */
+	kr_policy_free(np);
+	np = NULL;
+	if ((r = kr_policy_parse(c->a->paths.policy, (const char *)yaml, ylen,
+	    c->a->paths.dir, &np)) != 0) {
+		r = kr_errctx(r, "install-policy: the copied files changed");
+		goto out;
+	}
+	if ((r = kr_policy_lint(np, &lint)) != 0 ||
+	    (r = kr_write_replace_file(c->a->paths.policy, yaml, ylen,
 	    0644)) != 0)
 		goto out;
 	kr_sha256(yaml, ylen, h);

@@ -7,7 +7,7 @@
 # stick's bytes in the state, logged with its SHA-256 (and the previous
 # one's), and the batch signs under it.
 source "$(dirname "$0")/../lib.sh"
-scratch; [ -n "${KEEP:-}" ] && trap - EXIT
+scratch
 kr_lsan_softhsm
 S="$T/st"; C="$T/cards"; SCR="$TOP/ceremony/scripts"
 kr() { "$KEYROOM" -q --state "$S" "$@"; }
