@@ -56,7 +56,9 @@ for t in "${list[@]}"; do
 	status=PASS; [ "$f" != 0 ] && status=FAIL
 	printf '%-4s %-40s %3d passed %3d failed %3d skipped  (%s)\n' "$status" "$name" "$p" "$f" "$s" \
 	    "$(sed -n 's/^# exit [0-9]* after \(.*\)/\1/p' "$log" | tail -1)"
-	if [ "$f" != 0 ]; then grep -E -A6 '^not ok|^# exit|ERROR|Sanitizer|runtime error' "$log" | head -40 | sed 's/^/    /'; fi
+	# A failure shows the diagnostics ("# ..." lines) the test printed
+	# just before it, so a CI log says why, not only what.
+	if [ "$f" != 0 ]; then grep -E -B6 -A6 '^not ok|^# exit|ERROR|Sanitizer|runtime error' "$log" | head -60 | sed 's/^/    /'; fi
 done
 echo "${SAN:+[SAN] }$pass passed, $fail failed${skipn:+ ($skipn skipped)}"
 [ "$fail" -eq 0 ]
