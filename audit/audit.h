@@ -177,13 +177,14 @@ enum kr_etype {
 	KR_E_REQUEST_APPROVED,	/* [batch] [file] [device-id] [approvers] */
 	KR_E_REQUEST_REJECTED,	/* [batch] [file] [device-id] reason */
 	KR_E_MANIFEST_IMPORTED,	/* file sha256 entries [signer] */
-	KR_E_BATCH_BEGIN,	/* batch [manufacturer] [profile] [count] */
+	KR_E_BATCH_BEGIN,	/* batch [manufacturer] [profile] [count]
+				   [policy-digest] */
 	KR_E_BATCH_END,		/* batch signed rejected result */
 	KR_E_REVOKED,		/* issuer serial reason [cert-sha256] */
 	KR_E_CRL_ISSUED,	/* issuer crl-number crl-sha256 [next-update] */
 	KR_E_EXPORT,		/* what [dest] [size] [sha256] */
 	KR_E_SELF_CHECK,	/* check result [detail] */
-	KR_E_CONFIG_CHANGE,	/* file sha256 [previous-sha256] */
+	KR_E_CONFIG_CHANGE,	/* file sha256 [previous-sha256] [policy-digest] */
 	KR_E_CEREMONY_BEGIN,	/* ceremony script-sha256 [participants] */
 	KR_E_CEREMONY_STEP,	/* ceremony step action result [detail] */
 	KR_E_CEREMONY_END,	/* ceremony result [transcript-sha256] */

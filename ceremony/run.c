@@ -3,6 +3,7 @@
  * confirmation, audit entries per step, transcript (see ceremony.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "audit/qr.h"
+#include "ceremony/polstore.h"
 #include "ceremony/rehearse.h"
 #include "ceremony/run_int.h"
 #include "ceremony/words.h"
@@ -287,6 +289,45 @@ confirm(struct crun *c, const char *what)
 	return 0;
 }
 
+/*
+ * After the install-policy step's entries committed: its policy replaces
+ * the one in force. A crash before this rename leaves the log naming a
+ * policy that is not in force, and batch sign refuses until the
+ * ceremony is run again; never a policy in force that the log does not
+ * name.
+ */
+static int
+policy_into_place(struct crun *c)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	char *slash;
+	int r;
+
+	if ((r = kr_snprintf(tmp, sizeof(tmp), "%s.new",
+	    c->a->paths.policy)) != 0 ||
+	    (r = kr_snprintf(dir, sizeof(dir), "%s", c->a->paths.policy)) != 0)
+		return r;
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	kr_audit_crash_point("policy logged, not yet in force");
+	if (rename(tmp, c->a->paths.policy) == -1)
+		return kr_err_sys("%s: the policy is logged as installed but "
+		    "is not in force; run the ceremony again", tmp);
+	return kr_fsync_dir(dir);
+}
+
+static void
+policy_discard(struct crun *c)
+{
+	char tmp[PATH_MAX];
+
+	if (kr_snprintf(tmp, sizeof(tmp), "%s.new", c->a->paths.policy) == 0)
+		(void)unlink(tmp);
+	c->pol_pending = 0;
+}
+
 static int
 commit_step(struct crun *c, size_t i, const struct kr_step *st,
     const char *result)
@@ -312,6 +353,7 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 		goto fail;
 	for (k = 0; k < c->nextra; k++) {
 		struct kr_kv kv[8];
+		uint64_t idx;
 		size_t j;
 
 		for (j = 0; j < c->extra[k].n; j++) {
@@ -319,7 +361,11 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 			kv[j].value = c->extra[k].v[j];
 		}
 		if ((r = kr_ltx_append(ltx, c->extra[k].type, c->actor, kv,
-		    c->extra[k].n, NULL)) != 0)
+		    c->extra[k].n, &idx)) != 0)
+			goto fail;
+		if (c->pol_pending && c->extra[k].type == KR_E_CONFIG_CHANGE &&
+		    (r = kr_polstore_put(c->a->log, kr_ltx_mdb(ltx),
+		    c->pol_digest, c->pol_sha256, idx)) != 0)
 			goto fail;
 	}
 	if (c->retire_set != NULL && (r = kr_qstore_put(c->a->log,
@@ -328,9 +374,20 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 	if (c->put_set != NULL && (r = kr_qstore_put(c->a->log,
 	    kr_ltx_mdb(ltx), c->put_set, 1)) != 0)
 		goto fail;
-	return kr_ltx_commit(ltx, &c->a->signer, NULL);
+	if ((r = kr_ltx_commit(ltx, &c->a->signer, NULL)) != 0) {
+		if (c->pol_pending)
+			policy_discard(c);
+		return r;
+	}
+	if (c->pol_pending) {
+		c->pol_pending = 0;
+		return policy_into_place(c);
+	}
+	return 0;
  fail:
 	kr_ltx_abort(ltx);
+	if (c->pol_pending)
+		policy_discard(c);
 	return r;
 }
 
@@ -378,7 +435,9 @@ reset_step(struct crun *c)
 	c->nextra = 0;
 	free(c->tr_more);
 	c->tr_more = NULL;
+	c->pol_pending = 0;
 }
+
 
 static int
 run_step(struct crun *c, size_t i)
@@ -421,6 +480,8 @@ run_step(struct crun *c, size_t i)
 		free(c->retire_set);
 		c->put_set = c->retire_set = NULL;
 		c->nextra = 0;
+		if (c->pol_pending)
+			policy_discard(c);
 		(void)transcript_step(c, i, st, "failed", 0);
 		if ((r2 = commit_step(c, i, st, r == KR_ERR_INTERRUPTED ?
 		    "declined" : "failed")) != 0)

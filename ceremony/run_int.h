@@ -59,6 +59,10 @@ struct crun {
 	char *tr_more;			/* extra transcript text (malloc'd) */
 	struct cextra extra[2];
 	size_t nextra;
+	/* install-policy: <policy>.new becomes the policy in force only
+	 * after the step's entries (and the polstore row) commit. */
+	int pol_pending;
+	uint8_t pol_digest[32], pol_sha256[32];
 	json_t *results;		/* --json: one object per step */
 };
 

@@ -12,9 +12,14 @@
  * same bytes (the policy in force may read it until the new one is in
  * place). The new files are written first, each atomically; the policy
  * is loaded once more from those very files (what was checked is what is
- * installed, whatever the stick did meanwhile); then policy.yaml replaces
- * the old one in one rename: at every instant the state holds one whole
- * policy, the old or the new.
+ * installed, whatever the stick did meanwhile) and written as
+ * policy.yaml.new. The runner commits the config-change entry (with the
+ * policy's digest) and the installed-policy row (ceremony/polstore.h) in
+ * one transaction, and only then renames policy.yaml.new over
+ * policy.yaml: at every instant the state holds one whole policy, and a
+ * crash between the commit and the rename leaves a logged policy not yet
+ * in force - batch sign refuses then, it never runs under a policy the
+ * log does not name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +69,7 @@ int
 step_install_policy(struct crun *c, const struct kr_step *st)
 {
 	char dir[PATH_MAX], src[PATH_MAX], path[PATH_MAX], hex[65], ohex[65];
+	char dhex[65];
 	struct pfile f[KR_POLICY_MAX_SIGNERS + KR_POLICY_MAX_ROOTS];
 	struct kr_policy *np = NULL;
 	json_t *lint = NULL;
@@ -167,15 +173,22 @@ step_install_policy(struct crun *c, const struct kr_step *st)
 		goto out;
 	}
 	if ((r = kr_policy_lint(np, &lint)) != 0 ||
-	    (r = kr_write_replace_file(c->a->paths.policy, yaml, ylen,
-	    0644)) != 0)
+	    (r = kr_policy_digest(np, c->pol_digest)) != 0 ||
+	    (r = kr_snprintf(path, sizeof(path), "%s.new",
+	    c->a->paths.policy)) != 0 ||
+	    (r = kr_write_replace_file(path, yaml, ylen, 0644)) != 0)
 		goto out;
 	kr_sha256(yaml, ylen, h);
+	memcpy(c->pol_sha256, h, 32);
 	kr_hex(h, 32, hex);
+	kr_hex(c->pol_digest, 32, dhex);
 	if ((r = crun_extra(c, KR_E_CONFIG_CHANGE, "file", c->a->paths.policy,
 	    "sha256", hex, "previous-sha256", had_old ? ohex : NULL,
-	    NULL)) != 0)
+	    "policy-digest", dhex, NULL)) != 0) {
+		(void)unlink(path);
 		goto out;
+	}
+	c->pol_pending = 1;	/* in force once logged: run.c */
 	crun_detail(c, "policy installed: %zu pinned signer(s), %zu "
 	    "certificate file(s) (%zu new), %s%s", json_array_size(
 	    json_object_get(lint, "signers")), nf, nwritten,

@@ -24,6 +24,7 @@
 #include "ca/ca.h"
 #include "ca/config.h"
 #include "ca/hsm.h"
+#include "ceremony/polstore.h"
 #include "ceremony/session.h"
 #include "lib/util.h"
 #include "media/batch.h"
@@ -440,7 +441,18 @@ open_state(struct batch *b)
 		return kr_errctx(r, "audit signer");
 	if ((r = kr_log_recover(b->log, &b->signer, b->o->actor, NULL)) != 0)
 		return kr_errctx(r, "audit log recovery");
-	if ((r = kr_policy_load(b->paths.policy, &b->pol)) != 0)
+	return 0;
+}
+
+/* The policy in force; once the quorum installed one, only that one. */
+static int
+open_policy(struct batch *b)
+{
+	int r;
+
+	if ((r = kr_policy_load(b->paths.policy, &b->pol)) != 0 ||
+	    (r = kr_polstore_require(b->log, b->pol, NULL)) != 0 ||
+	    (r = kr_policy_digest(b->pol, b->pol_digest)) != 0)
 		return r;
 	return 0;
 }
@@ -590,7 +602,7 @@ begin_batch(struct batch *b)
 	struct kr_ltx *ltx = NULL;
 	json_t *rec = NULL;
 	const char *st;
-	char cnt[32], now[32];
+	char cnt[32], now[32], dg[65];
 	int r;
 
 	if ((r = kr_log_begin(b->log, &ltx)) != 0)
@@ -624,9 +636,11 @@ begin_batch(struct batch *b)
 		goto out;
 	if ((r = kr_snprintf(cnt, sizeof(cnt), "%zu", b->ncsr)) != 0)
 		goto out;
+	kr_hex(b->pol_digest, 32, dg);
 	if ((r = kr_ltx_appendf(ltx, KR_E_BATCH_BEGIN, b->o->actor, NULL,
 	    "batch", b->desc.id, "manufacturer", b->desc.manufacturer,
-	    "profile", b->profile_name, "count", cnt, NULL)) != 0)
+	    "profile", b->profile_name, "count", cnt, "policy-digest", dg,
+	    NULL)) != 0)
 		goto out;
 	if (rec == NULL) {
 		kr_time_rfc3339(b->now, now);
@@ -1194,6 +1208,10 @@ kr_batch_sign(const struct kr_batch_opts *o, struct kr_batch_result *res)
 	b->statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	if ((r = open_state(b)) != 0)
 		goto out;
+	if ((r = open_policy(b)) != 0) {
+		log_refusal(b, "-", r);
+		goto out;
+	}
 	/* The medium: scanned and staged once, before anything else. */
 	if ((r = kr_media_stage(o->media, b->paths.dir, NULL, &b->m)) != 0) {
 		log_refusal(b, "-", r);

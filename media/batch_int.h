@@ -104,6 +104,7 @@ struct batch {
 	struct kr_media *m;
 	struct kr_batch_desc desc;
 	const char *profile_name;
+	uint8_t pol_digest[32];		/* kr_policy_digest of pol */
 	size_t ncsr;
 	struct kr_log *log;
 	struct kr_note_signer signer;

@@ -19,7 +19,9 @@ static const char check_usage[] =
     "and parses (signers: P-256 with a subject key identifier; roots:\n"
     "self-signed CA), references between parts, profiles and manufacturers\n"
     "resolve. Warnings (expired signers, parts nobody may build, ...) do\n"
-    "not fail the check.\n\n"
+    "not fail the check. The digest covers the file and every certificate\n"
+    "file it reads: the install-policy ceremony logs it, and a batch runs\n"
+    "only under the digest last installed (keyroom-policy(5)).\n\n"
     "Exit: 0 valid, 1 invalid (the message names the place), 2 usage.\n";
 
 static int
@@ -49,6 +51,8 @@ cmd_check(struct kr_cli *cli, int argc, char **argv)
 		printf("\n");
 	} else {
 		printf("%s: valid\n", argv[1]);
+		printf("  digest %s\n", json_string_value(json_object_get(lint,
+		    "digest")));
 		json_array_foreach(json_object_get(lint, "signers"), i, e)
 			printf("  signer %s  %s  until %s%s\n",
 			    json_string_value(json_object_get(e, "sha256")),

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -91,8 +92,13 @@ load_cert(struct kr_policy *p, const json_t *o, const char *where,
 		if ((r = kr_read_file(path, CERT_MAX_BYTES, &buf, &len)) != 0)
 			return kr_errctx(r, "%s: %s", p->name, where);
 		(void)snprintf(src, srclen, "%s", file);
-		if (p->nfiles < KR_ARRAY_SIZE(p->files))
-			p->files[p->nfiles++] = file;	/* borrows p->doc */
+		if (p->nfiles >= KR_ARRAY_SIZE(p->files)) {
+			free(buf);
+			return kr_errf(KR_ERR_CONFIG, "%s: %s: too many "
+			    "certificate files", p->name, where);
+		}
+		kr_sha256(buf, len, p->file_sha256[p->nfiles]);
+		p->files[p->nfiles++] = file;	/* borrows p->doc */
 	} else {
 		len = strlen(pem);
 		if ((buf = malloc(len + 1)) == NULL)
@@ -532,6 +538,7 @@ kr_policy_parse(const char *name, const char *buf, size_t len,
 		r = kr_errf(KR_ERR_ALLOC, "%s", name);
 		goto out;
 	}
+	kr_sha256(buf, len, p->yaml_sha256);
 	if ((r = kr_yaml_parse(name, buf, len, &p->doc)) != 0)
 		goto out;
 	if (!json_is_object(p->doc)) {
@@ -618,6 +625,30 @@ const char *
 kr_policy_file(const struct kr_policy *p, size_t i)
 {
 	return i < p->nfiles ? p->files[i] : NULL;
+}
+
+int
+kr_policy_digest(const struct kr_policy *p, uint8_t out[32])
+{
+	static const char tag[] = "keyroom-policy-digest-v1\n";
+	EVP_MD_CTX *ctx;
+	size_t i;
+	int ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "policy digest");
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, tag, sizeof(tag) - 1) == 1 &&
+	    EVP_DigestUpdate(ctx, p->yaml_sha256, 32) == 1;
+	for (i = 0; ok && i < p->nfiles; i++)
+		ok = EVP_DigestUpdate(ctx, p->files[i],
+		    strlen(p->files[i]) + 1) == 1 &&
+		    EVP_DigestUpdate(ctx, p->file_sha256[i], 32) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return kr_err_ssl("policy digest");
+	return 0;
 }
 
 const struct kr_mf_trust *
@@ -787,6 +818,7 @@ kr_policy_lint(const struct kr_policy *p, json_t **out)
 {
 	json_t *o = NULL, *sa, *ra, *wa, *e;
 	char hex[65], nb[32], na[32], subj[256];
+	uint8_t dg[32];
 	time_t now = time(NULL), tb, ta;
 	size_t i, j;
 	int r = KR_ERR_ALLOC;
@@ -797,6 +829,12 @@ kr_policy_lint(const struct kr_policy *p, json_t **out)
 	    json_object_set_new(o, "signers", sa = json_array()) != 0 ||
 	    json_object_set_new(o, "device_roots", ra = json_array()) != 0 ||
 	    json_object_set_new(o, "warnings", wa = json_array()) != 0)
+		goto out;
+	if ((r = kr_policy_digest(p, dg)) != 0)
+		goto out;
+	r = KR_ERR_ALLOC;
+	kr_hex(dg, 32, hex);
+	if (json_object_set_new(o, "digest", json_string(hex)) != 0)
 		goto out;
 	for (i = 0; i < p->nsigners; i++) {
 		X509 *c = p->signers[i].cert;

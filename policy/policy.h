@@ -66,6 +66,18 @@ void kr_policy_free(struct kr_policy *p);
 const char *kr_policy_file(const struct kr_policy *p, size_t i);
 
 /*
+ * What a loaded policy is, in 32 bytes: SHA-256 over
+ * "keyroom-policy-digest-v1\n", the SHA-256 of the policy file's bytes,
+ * then for each certificate file it read, in the order it read them (see
+ * kr_policy_file): the name as written, a NUL byte, the SHA-256 of the
+ * file's bytes. Two policies with the same digest decide alike; a
+ * certificate file changed under the same name changes it. The
+ * install-policy ceremony logs it; batch sign compares it (see
+ * ceremony/polstore.h) and logs it in batch-begin.
+ */
+int kr_policy_digest(const struct kr_policy *p, uint8_t out[32]) KR_WUR;
+
+/*
  * Lint a loaded policy: warnings that are not errors (expired signer,
  * a manufacturer with no parts, check_validity off, ...). *out is a new
  * JSON object {"signers":[{"subject","sha256","not_after","expired"}],

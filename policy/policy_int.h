@@ -33,7 +33,9 @@ struct kr_policy {
 	size_t nsigners;
 	/* the file: names it reads, as written (signers and roots) */
 	const char *files[KR_POLICY_MAX_SIGNERS + KR_POLICY_MAX_ROOTS];
+	uint8_t file_sha256[KR_POLICY_MAX_SIGNERS + KR_POLICY_MAX_ROOTS][32];
 	size_t nfiles;
+	uint8_t yaml_sha256[32];	/* of the policy file's bytes */
 	STACK_OF(X509) *roots;
 	struct kr_mf_trust trust;
 	unsigned curves;

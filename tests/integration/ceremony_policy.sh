@@ -5,7 +5,9 @@
 # changed certificate under a name the policy in force reads, too few
 # shares) change nothing and log no config-change; an accepted one is the
 # stick's bytes in the state, logged with its SHA-256 (and the previous
-# one's), and the batch signs under it.
+# one's) and its digest, and the batch signs under it - and only under it:
+# an edit by hand, or a crash between the commit and the rename, stops
+# signing until the installed bytes are back or the ceremony runs again.
 source "$(dirname "$0")/../lib.sh"
 scratch
 kr_lsan_softhsm
@@ -91,12 +93,38 @@ kr audit show "$n" >"$T/entry"
 check "... naming policy.yaml and its SHA-256, no previous one" \
     sh -c "grep -q '^file .*policy.yaml\$' '$T/entry' && grep -q '^sha256 $h\$' '$T/entry' && ! grep -q previous '$T/entry'"
 check "audit verify" kr audit verify
-kr session run --no-prompt --shares "issuing=file:$(card issuing 1)" --shares "issuing=file:$(card issuing 3)" \
-    -- batch sign "$T/f/media" >"$T/b.out" 2>&1
+signb() { kr session run --no-prompt --shares "issuing=file:$(card issuing 1)" \
+    --shares "issuing=file:$(card issuing 3)" -- batch sign "$1"; }
+signb "$T/f/media" >"$T/b.out" 2>&1
 check "the batch signs under the installed policy" grep -q "5 signed, 0 rejected" "$T/b.out"
+dg=$(kr --json policy check "$S/policy.yaml" | sed -n 's/^ *"digest": "\([0-9a-f]\{64\}\)".*/\1/p')
+[ ${#dg} = 64 ] && grep -q "^policy-digest $dg\$" "$T/entry" && ok "the config-change names the policy's digest (policy check's)" ||
+    nok "policy-digest in the config-change ('$dg')"
+bb=$(kr audit list --type batch-begin | tail -1 | awk '{print $1}')
+kr audit show "$bb" | grep -q "^policy-digest $dg\$" && ok "the batch-begin entry names the digest it ran under" ||
+    nok "policy-digest in batch-begin"
+
+# --- edits outside the ceremony stop signing until the bytes come back
+cp "$S/policy.yaml" "$T/inforce.yaml"; cp "$S/signer.crt" "$T/inforce.crt"
+begins() { kr audit list --type batch-begin 2>/dev/null | wc -l; }
+b0=$(begins)
+printf '# an edit by hand\n' >>"$S/policy.yaml"
+expect_fail "a hand-edited policy.yaml signs nothing" \
+    "the policy in force \(digest [0-9a-f]{64}\) is not the one the quorum installed \(digest $dg, log entry $n\)" \
+    signb "$T/f/media"
+rj=$(kr audit list --type request-rejected | tail -1 | awk '{print $1}')
+[ "$(begins)" = "$b0" ] && kr audit show "$rj" | grep -q "^reason batch refused: the policy in force .* is not the one the quorum installed" &&
+	ok "... no batch begun, the refusal logged with its reason" || nok "refusal of a hand-edited policy in the log"
+cp "$T/inforce.yaml" "$S/policy.yaml"
+"$TOOLS/fleetsim" --out "$T/g" --seed 32 --devices 2 --batch-id pol-2 >/dev/null
+cp "$T/g/signer.crt" "$S/signer.crt"
+expect_fail "a signer certificate swapped by hand under the same name signs nothing" \
+    "is not the one the quorum installed \(digest $dg" signb "$T/f/media"
+cp "$T/inforce.crt" "$S/signer.crt"
+expect_fail "the installed bytes back: the policy passes (the batch is refused only as a replay)" \
+    "batch id 'pol-1' was already" signb "$T/f/media"
 
 # --- a new signer certificate under the name the policy in force reads
-"$TOOLS/fleetsim" --out "$T/g" --seed 32 --devices 2 --batch-id pol-2 >/dev/null
 stick "$T/s5" "$T/f/policy.yaml" "$T/g/signer.crt"
 expect_fail "a changed certificate under an installed name is refused" \
     "the state already has a different signer.crt" install "$T/s5"
@@ -118,4 +146,37 @@ check "... logged with the previous policy's SHA-256" \
     sh -c "grep -q '^sha256 $(sha256sum "$T/p2.yaml" | cut -d' ' -f1)\$' '$T/entry2' && grep -q '^previous-sha256 $h\$' '$T/entry2'"
 check "kr policy check accepts what was installed" kr policy check "$S/policy.yaml"
 check "audit verify" kr audit verify
+
+# --- kill -9 around the commit of the next install: before it, nothing
+# changed; after it, the log names a policy not yet in force and batches
+# stop until the ceremony runs again - never a policy in force unlogged.
+sed 's/quota: 45$/quota: 50/' "$T/p2.yaml" >"$T/p3.yaml"
+stick "$T/s7" "$T/f/signer.crt" "$T/signer-b.crt"; cp "$T/p3.yaml" "$T/s7/policy/policy.yaml"
+h3=$(sha256sum "$T/p3.yaml" | cut -d' ' -f1)
+cp -a "$S" "$T/st.bak"
+at=; pre=
+for N in $(seq 1 120); do
+	rm -rf "$S"; cp -a "$T/st.bak" "$S"
+	KEYROOM_TEST_AUDIT_CRASH_AT=$N KEYROOM_TEST_CRASH_VERBOSE=1 install "$T/s7" >"$T/crash.out" 2>&1
+	grep -q "audit crash point $N: checkpoint signed, before commit" "$T/crash.out" && pre=$N
+	grep -q "audit crash point $N: policy logged, not yet in force" "$T/crash.out" && { at=$N; break; }
+done
+if [ -n "$at" ] && [ -n "$pre" ]; then
+	ok "the install has a crash point after its commit ($at) and one before it ($pre)"
+	check "... killed after the commit: the policy in force is still the previous one" cmp -s "$S/policy.yaml" "$T/p2.yaml"
+	kr audit show "$(kr audit list --type config-change | tail -1 | awk '{print $1}')" | grep -q "^sha256 $h3\$" &&
+		ok "... and the log names the new one" || nok "the new policy's config-change after the crash"
+	expect_fail "... so a batch is refused, naming the installed digest" "is not the one the quorum installed" signb "$T/f/media"
+	check "... audit verify" kr audit verify
+	install "$T/s7" >"$T/again.out" 2>&1 && cmp -s "$S/policy.yaml" "$T/p3.yaml" && [ ! -e "$S/policy.yaml.new" ] &&
+		ok "... the ceremony run again puts it in force" || nok "install after the crash"
+	expect_fail "... and batches pass the policy again" "batch id 'pol-1' was already" signb "$T/f/media"
+	rm -rf "$S"; cp -a "$T/st.bak" "$S"; c1=$(changes)
+	KEYROOM_TEST_AUDIT_CRASH_AT=$pre install "$T/s7" >/dev/null 2>&1
+	cmp -s "$S/policy.yaml" "$T/p2.yaml" && [ "$(changes)" = "$c1" ] &&
+		ok "killed before the commit: the previous policy in force, nothing logged" || nok "crash before the commit"
+	expect_fail "... and it still signs (refused only as a replay)" "batch id 'pol-1' was already" signb "$T/f/media"
+else
+	nok "crash points of the install not found (after: '$at', before: '$pre')"
+fi
 done_testing

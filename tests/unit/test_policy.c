@@ -207,6 +207,84 @@ test_load_ok(void **st)
 	kr_policy_free(p);
 }
 
+/* SHA-256 of a file in dir. */
+static void
+file_sha(const char *name, uint8_t out[32])
+{
+	char path[256];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(kr_read_file(path, 1 << 20, &buf, &len), 0);
+	kr_sha256(buf, len, out);
+	free(buf);
+}
+
+/*
+ * The digest is what policy.h says, recomputed here from the bytes: an
+ * auditor can do the same with sha256sum. Other YAML bytes or another
+ * certificate under the same file name change it; the same files give
+ * the same digest.
+ */
+static void
+test_digest(void **st)
+{
+	static const char *const files[] = { "signer.pem", "signer2.pem",
+	    "root.pem" };
+	struct kr_policy *p = NULL;
+	uint8_t d1[32], d2[32], want[32], h[32];
+	char hex[65], *b;
+	json_t *lint = NULL;
+	EVP_MD_CTX *ctx;
+	size_t i;
+	int rc;
+
+	b = build(NULL, NULL);
+	assert_non_null(ctx = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL), 1);
+	EVP_DigestUpdate(ctx, "keyroom-policy-digest-v1\n", 25);
+	kr_sha256(b, strlen(b), h);
+	EVP_DigestUpdate(ctx, h, 32);
+	for (i = 0; i < 3; i++) {
+		EVP_DigestUpdate(ctx, files[i], strlen(files[i]) + 1);
+		file_sha(files[i], h);
+		EVP_DigestUpdate(ctx, h, 32);
+	}
+	assert_int_equal(EVP_DigestFinal_ex(ctx, want, NULL), 1);
+	EVP_MD_CTX_free(ctx);
+
+	p = load(NULL, NULL, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(kr_policy_digest(p, d1), 0);
+	assert_memory_equal(d1, want, 32);
+	assert_int_equal(kr_policy_lint(p, &lint), 0);
+	kr_hex(d1, 32, hex);
+	assert_string_equal(json_string_value(json_object_get(lint, "digest")),
+	    hex);
+	json_decref(lint);
+	kr_policy_free(p);
+
+	p = load(NULL, NULL, &rc);	/* the same files again */
+	assert_int_equal(rc, 0);
+	assert_int_equal(kr_policy_digest(p, d2), 0);
+	assert_memory_equal(d1, d2, 32);
+	kr_policy_free(p);
+
+	p = load("+", "# one comment more\n", &rc);	/* other YAML bytes */
+	assert_int_equal(rc, 0);
+	assert_int_equal(kr_policy_digest(p, d2), 0);
+	assert_memory_not_equal(d1, d2, 32);
+	kr_policy_free(p);
+
+	make_cert("signer2", 0, -86400 * 800, 365);	/* same name, new key */
+	p = load(NULL, NULL, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(kr_policy_digest(p, d2), 0);
+	assert_memory_not_equal(d1, d2, 32);
+	kr_policy_free(p);
+}
+
 /* One line per refusal: section replaced, expected message fragment. */
 static void
 test_load_refusals(void **st)
@@ -577,6 +655,7 @@ main(void)
 		cmocka_unit_test(test_load_refusals),
 		cmocka_unit_test(test_load_lines),
 		cmocka_unit_test(test_decide_table),
+		cmocka_unit_test(test_digest),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
