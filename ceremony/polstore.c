@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "ceremony/polstore.h"
+#include "ceremony/qstore.h"
 #include "lib/util.h"
 
 #define ROW "installed"
@@ -103,9 +104,26 @@ kr_polstore_require(struct kr_log *log, const struct kr_policy *pol,
 		return r;
 	if ((r = kr_log_dbi(log, txn, KR_POLICY_DBI, 0, &d)) == 0)
 		r = installed_row(log, txn, d, want, &entry);
+	if (r == KR_ERR_NOT_FOUND) {
+		/* Never installed by the ceremony: a development state, unless
+		 * the issuing token is under quorum. */
+		struct kr_qset *set = NULL;
+		char sid[KR_Q_ID_HEX];
+
+		r = kr_qstore_active(log, txn, "issuing", &set);
+		if (r == 0) {
+			kr_qset_id_hex(set->id, sid);
+			r = kr_errf(KR_ERR_STATE, "the issuing token is under "
+			    "quorum (share set %s) but no policy was installed "
+			    "by the install-policy ceremony: the policy in "
+			    "force was put in place by hand", sid);
+		} else if (r == KR_ERR_STATE)
+			r = 0;
+		free(set);
+		mdb_txn_abort(txn);
+		return r;
+	}
 	mdb_txn_abort(txn);
-	if (r == KR_ERR_NOT_FOUND)
-		return 0;	/* never installed under quorum */
 	if (r != 0)
 		return r;
 	if (installed != NULL)

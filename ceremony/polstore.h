@@ -10,8 +10,9 @@
  * Once a policy has been installed so, `batch sign` runs only under that
  * very policy (kr_policy_digest): an edit of policy.yaml or of a
  * certificate file it reads, made outside the ceremony, stops signing
- * until the quorum installs a policy again. A state that never had a
- * policy installed under quorum (a development state set up by hand) runs
+ * until the quorum installs a policy again. Once the issuing token is
+ * under quorum, a policy must have been installed so. Only a development
+ * state (no share set for the issuing token, PINs managed by hand) runs
  * under whatever policy.yaml holds; each batch-begin entry names the
  * digest it ran under either way.
  */
@@ -34,12 +35,14 @@ int kr_polstore_put(struct kr_log *log, MDB_txn *txn,
     KR_WUR;
 
 /*
- * For batch sign: 0 if no policy was ever installed under quorum
- * (*installed = 0) or pol is the installed one (*installed = 1).
- * KR_ERR_STATE otherwise: "the policy in force (digest X) is not the one
- * the quorum installed (digest Y, log entry N): ..." - and also when the
- * row is malformed or its entry is not a config-change carrying its
- * digest. installed may be NULL.
+ * For batch sign: 0 if pol is the installed one (*installed = 1), or if
+ * none was ever installed and the issuing token is not under quorum
+ * (*installed = 0). KR_ERR_STATE otherwise: "the policy in force (digest
+ * X) is not the one the quorum installed (digest Y, log entry N): ...",
+ * "the issuing token is under quorum (share set S) but no policy was
+ * installed by the install-policy ceremony ...", or a malformed row, or
+ * a row whose entry is not a config-change carrying its digest.
+ * installed may be NULL.
  */
 int kr_polstore_require(struct kr_log *log, const struct kr_policy *pol,
     int *installed) KR_WUR;

@@ -9,7 +9,8 @@
 #     share cards printed (text + QR)
 #  3. intermediate ceremony under both quorums
 #  4. a simulated chip vendor (signed Microchip-format manifest) and a
-#     contract manufacturer's USB stick of CSRs, with bad actors mixed in
+#     contract manufacturer's USB stick of CSRs, with bad actors mixed in;
+#     the signing policy installed by two root custodians (install-policy)
 #  5. a signing session opened by two operators' cards: batch sign
 #  6. the report: accepted and rejected devices with reasons
 #  7. root rotation to a new algorithm, with the devices' update package
@@ -65,7 +66,15 @@ step "4. the chip vendor's signed manifest and the contract manufacturer's USB s
     --manifest-on-media --batch-id lot-2026-11-25-a --manufacturer cm-acme \
     --bad grey --bad clone --bad badsig --bad wrongkey --bad lite --bad dup \
     --bad garbage >/dev/null
-cp "$OUT/fleet/policy.yaml" "$OUT/fleet/signer.crt" "$S/"
+# The signing policy (the vendor's pinned manifest signer, parts, the
+# manufacturer and its quota) comes in on the officers' stick and is
+# installed only by two root custodians; its digest is logged.
+mkdir -p "$OUT/ceremony-policy/policy"
+cp "$OUT/fleet/policy.yaml" "$OUT/fleet/signer.crt" "$OUT/ceremony-policy/policy/"
+kr --yes ceremony run "$SCR/install-policy.yaml" --no-prompt --media "$OUT/ceremony-policy" \
+    --shares "root=file:$(card root 2)" --shares "root=file:$(card root 3)" |
+    grep -E "policy installed|unlocked by|done" || true
+kr -q policy check "$S/policy.yaml" | head -2
 sed -i -e 's/^    algorithms: \[p256\]$/    algorithms: [p256, p384]/' "$S/keyroom.yaml"
 M="$OUT/fleet/media"
 echo "USB stick: $M"

@@ -70,6 +70,16 @@ kr_lsan_softhsm() {
 }
 # kr_card SETDIR ROLE INDEX: path of a share card written by --cards SETDIR.
 kr_card() { ls "$1/$2-$3-"*.card 2>/dev/null | head -1; }
+# kr_install_policy STATE CARDS STICK FILES...: the install-policy ceremony
+# (root custodians 1 and 2 of CARDS) taking FILES from STICK/policy/; its
+# output goes to STICK/install.out.
+kr_install_policy() {
+	local s="$1" c="$2" d="$3"; shift 3
+	rm -rf "$d"; mkdir -p "$d/policy" && cp "$@" "$d/policy/" &&
+	"$KEYROOM" -q --state "$s" --yes ceremony run "$TOP/ceremony/scripts/install-policy.yaml" \
+	    --no-prompt --media "$d" --shares "root=file:$(kr_card "$c" root 1)" \
+	    --shares "root=file:$(kr_card "$c" root 2)" >"$d/install.out" 2>&1
+}
 
 # verify_no_warning NAME ARGS...: `keyroom ARGS` (an audit verify) succeeds
 # and prints no warning (e.g. certificates logged in the same commit as

@@ -25,9 +25,12 @@ ok "genesis + intermediate"
 cp "$S/certs/root.pem" "$T/old-root.pem"; cp "$S/certs/intermediate.pem" "$T/old-int.pem"
 openssl x509 -in "$T/old-root.pem" -noout -text | grep -q "NIST CURVE: P-256" && ok "old root is P-256" || nok "old root P-256"
 
-batch() {	# batch N ID: a fleetsim batch signed in a session
+batch() {	# batch N ID: a fleetsim batch (one vendor signer for all), its
+		# policy installed by the root custodians, signed in a session
+	local sg=; [ "$2" != lot-old ] && sg="--signer $T/lot-old"
 	"$TOOLS/fleetsim" --out "$T/$2" --seed "$1" --devices 3 --quota 50 --manifest-on-media \
-		--batch-id "$2" >/dev/null && cp "$T/$2/policy.yaml" "$T/$2/signer.crt" "$S/" &&
+		$sg --batch-id "$2" >/dev/null &&
+	kr_install_policy "$S" "$C" "$T/pol-$2" "$T/$2/policy.yaml" "$T/$2/signer.crt" &&
 	kr session run --no-prompt --shares "file:$(card issuing 1)" --shares "file:$(card issuing 3)" \
 		-- batch sign "$T/$2/media" >"$T/$2.out" 2>&1
 }

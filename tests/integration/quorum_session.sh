@@ -30,9 +30,19 @@ R1=$(kr_card "$C" root 1); R2=$(kr_card "$C" root 2)
 iset=$(sed -n 's/^# share set \([0-9a-f]*\),.*/\1/p' "$O1")
 
 "$TOOLS/fleetsim" --out "$T/f1" --seed 21 --devices 6 --quota 20 --manifest-on-media \
-	--batch-id lot-q1 >/dev/null && cp "$T/f1/policy.yaml" "$T/f1/signer.crt" "$S/" || nok "fleetsim"
+	--batch-id lot-q1 >/dev/null || nok "fleetsim"
 M="$T/f1/media"
 sessions() { kr audit list 2>/dev/null | grep -c "session-open"; }
+
+# Under quorum the policy comes only through the install-policy ceremony.
+cp "$T/f1/policy.yaml" "$T/f1/signer.crt" "$S/"
+expect_fail "under quorum, a policy put in place by hand signs nothing" \
+	"the issuing token is under quorum \(share set $iset\) but no policy was installed by the install-policy ceremony" \
+	kr session run --no-prompt --shares "issuing=file:$O1" --shares "issuing=file:$O2" -- batch sign "$M"
+[ ! -e "$M/keyroom-out" ] && ok "... and wrote nothing" || nok "hand-placed policy: output written"
+rm -f "$S/policy.yaml" "$S/signer.crt"
+kr_install_policy "$S" "$C" "$T/p1" "$T/f1/policy.yaml" "$T/f1/signer.crt" &&
+	ok "the policy installed by two root custodians" || { nok "install-policy"; tail -5 "$T/p1/install.out"; }
 
 expect_fail "batch sign outside a session is refused" \
 	"the issuing token is under quorum \(share set $iset\): run batch sign inside keyroom session run" \
@@ -47,7 +57,7 @@ expect_fail "the same operator card twice" "share 2 of share set $iset already e
 	kr session run --no-prompt --shares "file:$O2" --shares "file:$O2" -- batch sign "$M"
 expect_fail "a session runs only batch sign" "a session runs 'batch sign \.\.\.'" \
 	kr session run --no-prompt --shares "file:$O2" --shares "file:$O3" -- ca issue x.csr
-[ "$(sessions)" = 0 ] && [ ! -e "$M/keyroom-out" ] && ok "refusals opened no session and signed nothing" ||
+[ "$(sessions)" = 1 ] && [ ! -e "$M/keyroom-out" ] && ok "refusals opened no other session and signed nothing" ||
 	nok "refusals changed state"
 
 kr session run --no-prompt --shares "issuing=file:$O3" --shares "issuing=file:$O1" -- batch sign "$M" \
@@ -71,7 +81,8 @@ KEYROOM_SESSION=$sid expect_fail "a closed session's id signs nothing" "session 
 
 # --- a session ends on its timeout -------------------------------------------
 "$TOOLS/fleetsim" --out "$T/f2" --seed 22 --devices 300 --quota 1000 --manifest-on-media \
-	--batch-id lot-q2 >/dev/null && cp "$T/f2/policy.yaml" "$T/f2/signer.crt" "$S/"
+	--signer "$T/f1" --batch-id lot-q2 >/dev/null &&
+	kr_install_policy "$S" "$C" "$T/p2" "$T/f2/policy.yaml" "$T/f2/signer.crt" || nok "second policy installed"
 "$KEYROOM" -q --state "$S" session run --timeout 1 --no-prompt --shares "file:$O1" --shares "file:$O2" \
 	-- batch sign "$T/f2/media" >"$T/to.out" 2>&1 &
 sp=$!; child=
