@@ -149,6 +149,20 @@ report_cert(struct kr_cli *cli, const char *what, const char *path,
 	OPENSSL_free(subj);
 }
 
+/* --algorithm ALG (NULL: keep the profile's): the key and the only
+ * algorithm the profile then allows. */
+static int
+profile_algorithm(struct kr_profile *prof, const char *alg)
+{
+	if (alg == NULL)
+		return 0;
+	if ((prof->algorithm = kr_key_type_parse(alg)) == KR_KEY_NONE)
+		return kr_errf(KR_ERR_INVALID_ARGUMENT, "--algorithm %s: p256, "
+		    "p384, rsa3072 or ed25519", alg);
+	prof->algorithms = KR_KEY_BIT(prof->algorithm);
+	return 0;
+}
+
 static const char root_usage[] =
     "usage: keyroom ca root [--pin SPEC] [--algorithm ALG] [--label L]\n\n"
     "Generate the root key in the root token (never extractable) and write\n"
@@ -192,14 +206,8 @@ ca_root(struct kr_cli *cli, int argc, char **argv)
 	if ((r = kr_state_open(cli->state, &c.cfg, &c.paths, &c.hsm)) != 0)
 		goto out;
 	prof = c.cfg.root;
-	if (alg != NULL) {
-		if ((prof.algorithm = kr_key_type_parse(alg)) == KR_KEY_NONE) {
-			r = kr_errf(KR_ERR_INVALID_ARGUMENT, "--algorithm %s: "
-			    "p256, p384, rsa3072 or ed25519", alg);
-			goto out;
-		}
-		prof.algorithms = KR_KEY_BIT(prof.algorithm);
-	}
+	if ((r = profile_algorithm(&prof, alg)) != 0)
+		goto out;
 	if (label == NULL)
 		label = c.cfg.key_root;
 	if ((r = refuse_existing(c.paths.root_pem)) != 0 ||
@@ -280,14 +288,8 @@ ca_intermediate(struct kr_cli *cli, int argc, char **argv)
 	if (label == NULL)
 		label = c.cfg.key_issuing;
 	prof = c.cfg.intermediate;
-	if (alg != NULL) {
-		if ((prof.algorithm = kr_key_type_parse(alg)) == KR_KEY_NONE) {
-			r = kr_errf(KR_ERR_INVALID_ARGUMENT, "--algorithm %s: "
-			    "p256, p384, rsa3072 or ed25519", alg);
-			goto out;
-		}
-		prof.algorithms = KR_KEY_BIT(prof.algorithm);
-	}
+	if ((r = profile_algorithm(&prof, alg)) != 0)
+		goto out;
 	if ((r = refuse_existing(c.paths.intermediate_pem)) != 0 ||
 	    (r = refuse_existing(c.paths.chain_pem)) != 0)
 		goto out;

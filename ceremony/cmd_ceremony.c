@@ -366,69 +366,93 @@ static const char qcheck_usage[] =
     "card that does not match its commitment. SPEC: file:PATH, fd:N,\n"
     "env:NAME or tty. Exit 0 good, 1 refused.\n";
 
+/* A share card given on the command line, checked against the stored
+ * share sets (the part quorum check-card and show-card share). */
+struct card {
+	struct kr_shares_in in;
+	struct kr_share *s;		/* secure memory */
+	struct kr_log *log;
+	MDB_txn *txn;
+	struct kr_qset **all;
+	size_t n;
+	struct kr_qset *set;		/* the card's own set, in all[] */
+};
+
+/* Read the card ARG ([ROLE=]SPEC) and find its share set; an unknown set
+ * is refused unless by_role and ARG names a ROLE (checked against it). */
+static int
+card_open(struct kr_cli *cli, const char *arg, int by_role, struct card *k)
+{
+	char id[KR_Q_ID_HEX];
+	size_t i;
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	if ((r = kr_shares_add_arg(&k->in, arg)) != 0)
+		return r;
+	if ((k->s = kr_secure_alloc(sizeof(*k->s))) == NULL)
+		return kr_errf(KR_ERR_ALLOC, "secure memory");
+	if ((r = kr_share_read(k->in.src[0].spec, k->s)) != 0 ||
+	    (r = open_log_ro(cli, &k->log)) != 0 ||
+	    (r = kr_log_read_begin(k->log, &k->txn)) != 0 ||
+	    (r = kr_qstore_all(k->log, k->txn, &k->all, &k->n)) != 0)
+		return r;
+	for (i = 0; i < k->n; i++)
+		if (memcmp(k->all[i]->id, k->s->set_id, KR_Q_ID_LEN) == 0)
+			k->set = k->all[i];
+	if (k->set == NULL && !(by_role && k->in.src[0].role[0] != '\0')) {
+		kr_qset_id_hex(k->s->set_id, id);
+		return kr_errf(KR_ERR_QUORUM, "share %u belongs to unknown "
+		    "share set %s", k->s->index, id);
+	}
+	return 0;
+}
+
+static void
+card_close(struct card *k)
+{
+	if (k->txn != NULL)
+		mdb_txn_abort(k->txn);
+	kr_secure_free(k->s, sizeof(*k->s));
+	kr_qstore_free(k->all, k->n);
+	kr_log_close(k->log);
+	memset(k, 0, sizeof(*k));
+}
+
 static int
 q_check(struct kr_cli *cli, int argc, char **argv)
 {
-	struct kr_log *log = NULL;
-	struct kr_qset **all = NULL, *set = NULL;
-	struct kr_shares_in in;
-	struct kr_share *s = NULL;
-	MDB_txn *txn = NULL;
+	struct kr_qset *set = NULL;
+	struct card k;
 	char id[KR_Q_ID_HEX];
-	size_t n = 0, i;
 	int r;
 
 	if (wants_help(argc, argv)) {
 		fputs(qcheck_usage, stdout);
 		return KR_EXIT_OK;
 	}
-	memset(&in, 0, sizeof(in));
 	if (argc != 2)
 		return kr_cli_usage_error("quorum check-card", qcheck_usage);
-	if ((r = kr_shares_add_arg(&in, argv[1])) != 0)
-		return kr_cli_fail(cli, r);
-	if ((s = kr_secure_alloc(sizeof(*s))) == NULL)
-		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "secure memory"));
-	if ((r = kr_share_read(in.src[0].spec, s)) != 0 ||
-	    (r = open_log_ro(cli, &log)) != 0 ||
-	    (r = kr_log_read_begin(log, &txn)) != 0 ||
-	    (r = kr_qstore_all(log, txn, &all, &n)) != 0)
+	if ((r = card_open(cli, argv[1], 1, &k)) != 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		if (memcmp(all[i]->id, s->set_id, KR_Q_ID_LEN) == 0)
-			set = all[i];
-	if (in.src[0].role[0] != '\0') {
-		set = NULL;	/* it pointed into all[] */
-		if ((r = kr_qstore_active(log, txn, in.src[0].role,
+	set = k.set;
+	if (k.in.src[0].role[0] != '\0') {
+		/* ROLE=: against the set that unlocks ROLE now */
+		set = NULL;
+		if ((r = kr_qstore_active(k.log, k.txn, k.in.src[0].role,
 		    &set)) != 0)
 			goto out;
-		r = kr_quorum_check_share(set, s,
-		    (const struct kr_qset *const *)all, n);
-		kr_qset_id_hex(set->id, id);
-		if (r == 0)
-			printf("share %u of share set %s (%s, %s): good\n",
-			    s->index, id, set->label, set->member[s->index -
-			    1].name);
-		free(set);
-		goto out;
 	}
-	kr_qset_id_hex(s->set_id, id);
-	if (set == NULL) {
-		r = kr_errf(KR_ERR_QUORUM, "share %u belongs to unknown share "
-		    "set %s", s->index, id);
+	if ((r = kr_quorum_check_share(set, k.s,
+	    (const struct kr_qset *const *)k.all, k.n)) != 0)
 		goto out;
-	}
-	if ((r = kr_quorum_check_share(set, s,
-	    (const struct kr_qset *const *)all, n)) != 0)
-		goto out;
-	printf("share %u of share set %s (%s, %s): good\n", s->index, id,
-	    set->label, set->member[s->index - 1].name);
+	kr_qset_id_hex(set->id, id);
+	printf("share %u of share set %s (%s, %s): good\n", k.s->index, id,
+	    set->label, set->member[k.s->index - 1].name);
  out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kr_secure_free(s, sizeof(*s));
-	kr_qstore_free(all, n);
-	kr_log_close(log);
+	if (set != k.set)
+		free(set);	/* kr_qstore_active's own copy */
+	card_close(&k);
 	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
 }
 
@@ -441,51 +465,20 @@ static const char qshow_usage[] =
 static int
 q_show(struct kr_cli *cli, int argc, char **argv)
 {
-	struct kr_log *log = NULL;
-	struct kr_qset **all = NULL, *set = NULL;
-	struct kr_shares_in in;
-	struct kr_share *s = NULL;
-	MDB_txn *txn = NULL;
-	size_t n = 0, i;
+	struct card k;
 	int r;
 
 	if (wants_help(argc, argv)) {
 		fputs(qshow_usage, stdout);
 		return KR_EXIT_OK;
 	}
-	memset(&in, 0, sizeof(in));
 	if (argc != 2)
 		return kr_cli_usage_error("quorum show-card", "SPEC");
-	if ((r = kr_shares_add_arg(&in, argv[1])) != 0)
-		return kr_cli_fail(cli, r);
-	if ((s = kr_secure_alloc(sizeof(*s))) == NULL)
-		return kr_cli_fail(cli, kr_errf(KR_ERR_ALLOC, "secure memory"));
-	if ((r = kr_share_read(in.src[0].spec, s)) != 0 ||
-	    (r = open_log_ro(cli, &log)) != 0 ||
-	    (r = kr_log_read_begin(log, &txn)) != 0 ||
-	    (r = kr_qstore_all(log, txn, &all, &n)) != 0)
-		goto out;
-	for (i = 0; i < n; i++)
-		if (memcmp(all[i]->id, s->set_id, KR_Q_ID_LEN) == 0)
-			set = all[i];
-	if (set == NULL) {
-		char id[KR_Q_ID_HEX];
-
-		kr_qset_id_hex(s->set_id, id);
-		r = kr_errf(KR_ERR_QUORUM, "share %u belongs to unknown share "
-		    "set %s", s->index, id);
-		goto out;
-	}
-	if ((r = kr_quorum_check_share(set, s,
-	    (const struct kr_qset *const *)all, n)) != 0 ||
-	    (r = kr_card_print(stdout, set, s, !cli->quiet)) != 0)
-		goto out;
- out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kr_secure_free(s, sizeof(*s));
-	kr_qstore_free(all, n);
-	kr_log_close(log);
+	if ((r = card_open(cli, argv[1], 0, &k)) == 0 &&
+	    (r = kr_quorum_check_share(k.set, k.s,
+	    (const struct kr_qset *const *)k.all, k.n)) == 0)
+		r = kr_card_print(stdout, k.set, k.s, !cli->quiet);
+	card_close(&k);
 	return r == 0 ? KR_EXIT_OK : kr_cli_fail(cli, r);
 }
 

@@ -72,6 +72,13 @@ expect_fail "mistyped card names its line" "share card line 2: checksum [A-Z2-7]
 	run_int --shares "root=file:$R1" --shares "root=file:$T/typo.card"
 expect_fail "check-card names a mistyped card" "line 2: checksum" kr quorum check-card "file:$T/typo.card"
 check "check-card accepts a good card" kr quorum check-card "root=file:$R3"
+kr quorum check-card "file:$R3" 2>&1 | grep -q "^share 3 of share set $rootset (root, .*): good\$" &&
+	ok "check-card without a role finds the card's own set" || nok "check-card without a role"
+expect_fail "check-card of an operator card as a root card" \
+	"share 1 belongs to share set $issset \(issuing\), not $rootset \(root\)" kr quorum check-card "root=file:$I1"
+kr quorum show-card "file:$I1" 2>/dev/null | grep -q "token: *issuing" &&
+	ok "show-card prints a checked card" || nok "show-card"
+expect_fail "show-card names a mistyped card" "line 2: checksum" kr quorum show-card "file:$T/typo.card"
 if command -v zbarimg >/dev/null; then
 	code=$(zbarimg -q --raw "$R2.png" 2>/dev/null | head -1)
 	[ ${#code} = 84 ] && KR_SCANNED="$code" kr quorum check-card "root=env:KR_SCANNED" >/dev/null 2>&1 &&
