@@ -40,6 +40,9 @@ kr_audit_crash_point(const char *where)
 		at = e != NULL ? atol(e) : 0;
 	}
 	crash_count++;
+	if (getenv("KEYROOM_TEST_CRASH_TRACE") != NULL)
+		fprintf(stderr, "keyroom: crash point %lu: %s\n", crash_count,
+		    where);
 	if (at > 0 && crash_count == (unsigned long)at) {
 		if (getenv("KEYROOM_TEST_CRASH_VERBOSE") != NULL)
 			fprintf(stderr, "keyroom: audit crash point %lu: %s\n",

@@ -368,7 +368,8 @@ open_issuer(struct ctx *c, struct kr_cli *cli, const char *spec,
 	    c->paths.intermediate_pem;
 	int r;
 
-	if ((r = kr_state_open(cli->state, &c->cfg, &c->paths, &c->hsm)) != 0)
+	if ((r = kr_state_open(cli->state, &c->cfg, &c->paths, &c->hsm)) != 0 ||
+	    (r = kr_state_not_promoting(&c->paths)) != 0)
 		return r;
 	pem = use_root ? c->paths.root_pem : c->paths.intermediate_pem;
 	if (access(pem, F_OK) != 0)

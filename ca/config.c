@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <openssl/err.h>
@@ -41,9 +42,21 @@ kr_state_paths(const char *d, struct kr_state_paths *p)
 	    (r = kr_snprintf(p->intermediate_pem, sizeof(p->intermediate_pem),
 	    "%s/certs/intermediate.pem", d)) != 0 ||
 	    (r = kr_snprintf(p->chain_pem, sizeof(p->chain_pem),
-	    "%s/certs/chain.pem", d)) != 0)
+	    "%s/certs/chain.pem", d)) != 0 ||
+	    (r = kr_snprintf(p->promote_mark, sizeof(p->promote_mark),
+	    "%s/certs/promote.inprogress", d)) != 0)
 		return kr_errctx(r, "state directory %s", d);
 	return 0;
+}
+
+int
+kr_state_not_promoting(const struct kr_state_paths *p)
+{
+	if (access(p->promote_mark, F_OK) != 0)
+		return 0;
+	return kr_errf(KR_ERR_STATE, "a root promotion began and did not "
+	    "finish (%s): nothing is issued until the promote.yaml ceremony "
+	    "finishes it", p->promote_mark);
 }
 
 /* Constants that always fit their buffers. */

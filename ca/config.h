@@ -103,10 +103,18 @@ struct kr_state_paths {
 	char root_pem[PATH_MAX];	/* certs/root.pem */
 	char intermediate_pem[PATH_MAX];/* certs/intermediate.pem */
 	char chain_pem[PATH_MAX];	/* certs/chain.pem */
+	char promote_mark[PATH_MAX];	/* certs/promote.inprogress */
 };
 
 /* Fill *p for statedir. KR_ERR_TOO_LARGE if a path does not fit. */
 int kr_state_paths(const char *statedir, struct kr_state_paths *p) KR_WUR;
+
+/*
+ * KR_ERR_STATE if a root promotion (the rotation ceremony's promote step)
+ * began and did not finish: keys and certificates may be half moved, so
+ * nothing is issued until the promote.yaml ceremony finishes it.
+ */
+int kr_state_not_promoting(const struct kr_state_paths *p) KR_WUR;
 
 /* Defaults: embedded SoftHSM2, P-384 root (20 y), P-256 intermediate
  * (10 y), device P-256 no-expiry clientAuth with HardwareModuleName. */

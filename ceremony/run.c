@@ -379,6 +379,13 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 			policy_discard(c);
 		return r;
 	}
+	if (c->promote_pending) {
+		c->promote_pending = 0;
+		kr_audit_crash_point("promote: logged, marker not yet removed");
+		if (unlink(c->a->paths.promote_mark) == -1 ||
+		    (r = kr_fsync_dir(c->a->paths.certs)) != 0)
+			return kr_err_sys("%s", c->a->paths.promote_mark);
+	}
 	if (c->pol_pending) {
 		c->pol_pending = 0;
 		return policy_into_place(c);
@@ -436,6 +443,7 @@ reset_step(struct crun *c)
 	free(c->tr_more);
 	c->tr_more = NULL;
 	c->pol_pending = 0;
+	c->promote_pending = 0;
 }
 
 
@@ -480,6 +488,7 @@ run_step(struct crun *c, size_t i)
 		free(c->retire_set);
 		c->put_set = c->retire_set = NULL;
 		c->nextra = 0;
+		c->promote_pending = 0;	/* an unfinished promotion stays marked */
 		if (c->pol_pending)
 			policy_discard(c);
 		(void)transcript_step(c, i, st, "failed", 0);

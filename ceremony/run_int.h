@@ -63,6 +63,8 @@ struct crun {
 	 * after the step's entries (and the polstore row) commit. */
 	int pol_pending;
 	uint8_t pol_digest[32], pol_sha256[32];
+	/* promote: certs/promote.inprogress goes once the step commits. */
+	int promote_pending;
 	json_t *results;		/* --json: one object per step */
 };
 

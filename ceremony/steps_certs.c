@@ -6,6 +6,8 @@
  * hash) is committed before the HSM signs, its issued entry + checkpoint
  * after sign + verify, and only then is its file written.
  */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -954,25 +956,41 @@ step_rotation_package(struct crun *c, const struct kr_step *st)
 	return r;
 }
 
-/* Move certs/<name>.pem aside as <name>-retired-<serial>.pem. */
+/*
+ * Move certs/<name> aside as retired-<serial>-<name>. Idempotent, for a
+ * promotion finished after an interruption: an existing retired copy
+ * means done (a <name> beside it that is not the same file is the new
+ * one, promoted since); a link left without its unlink is completed.
+ */
 static int
 retire_file(struct crun *c, const char *name, const char *serial)
 {
 	char from[PATH_MAX], to[PATH_MAX];
+	struct stat sf, st;
 
 	if (kr_snprintf(from, sizeof(from), "%s/%s", c->a->paths.certs,
 	    name) != 0 || kr_snprintf(to, sizeof(to), "%s/retired-%s-%s",
 	    c->a->paths.certs, serial, name) != 0)
 		return KR_ERR_TOO_LARGE;
-	if (access(from, F_OK) != 0)
+	if (lstat(from, &sf) != 0)
 		return 0;
+	if (lstat(to, &st) == 0) {
+		if (sf.st_dev == st.st_dev && sf.st_ino == st.st_ino &&
+		    unlink(from) == -1)
+			return kr_err_sys("%s", from);
+		return 0;
+	}
 	if (link(from, to) == -1)
 		return kr_err_sys("%s", to);
+	kr_audit_crash_point("promote: a file linked as retired");
 	if (unlink(from) == -1)
 		return kr_err_sys("%s", from);
+	kr_audit_crash_point("promote: a file retired");
 	return 0;
 }
 
+/* certs/<name>-next.pem becomes <name>.pem (done already if only the
+ * latter exists). */
 static int
 promote_file(struct crun *c, const char *name)
 {
@@ -982,33 +1000,123 @@ promote_file(struct crun *c, const char *name)
 	    c->a->paths.certs, name) != 0 || kr_snprintf(to, sizeof(to),
 	    "%s/%s.pem", c->a->paths.certs, name) != 0)
 		return KR_ERR_TOO_LARGE;
+	if (access(from, F_OK) != 0 && access(to, F_OK) == 0)
+		return 0;
 	if (rename(from, to) == -1)
 		return kr_err_sys("%s -> %s", from, to);
+	kr_audit_crash_point("promote: a file promoted");
 	return 0;
 }
 
+/* The profile follows the key of the certificate now current. */
+static int
+profile_from_cert(const char *path, struct kr_profile *prof)
+{
+	enum kr_key_type t;
+	X509 *x = NULL;
+	int r;
+
+	if ((r = kr_ca_load_cert(path, &x)) != 0)
+		return r;
+	t = kr_key_type_of(X509_get0_pubkey(x));
+	X509_free(x);
+	if (t == KR_KEY_NONE)
+		return kr_errf(KR_ERR_UNSUPPORTED, "%s: key type", path);
+	prof->algorithm = t;
+	prof->algorithms = KR_KEY_BIT(t);
+	return 0;
+}
+
+/*
+ * The next root and intermediate become current. First the state
+ * records, in certs/promote.inprogress, that a promotion has begun and
+ * the old root's serial; every move after that can be done again
+ * (relabel, retire, promote), so a promotion interrupted at any point is
+ * finished by running this step once more (the promote.yaml script).
+ * Until its entry commits the marker stays, and batch sign and ca issue
+ * refuse to issue (run.c removes it after the commit).
+ */
 int
 step_promote(struct crun *c, const struct kr_step *st)
 {
 	char rnext[PATH_MAX], inext[PATH_MAX], cur[KR_KEY_LABEL_MAX + 8];
-	char nxt[KR_KEY_LABEL_MAX + 8], sh[41], *yaml = NULL;
+	char nxt[KR_KEY_LABEL_MAX + 8], sh[41], mark[PATH_MAX], *yaml = NULL;
+	char mline[64];
+	uint8_t *mbuf = NULL;
+	size_t mlen = 0;
 	X509 *oldroot = NULL;
 	struct kr_token *tok;
 	size_t n;
-	int role, r;
+	int role, r, resume;
 
 	(void)st;
-	if ((r = crun_cert_path(c, "root", 1, rnext, sizeof(rnext))) != 0 ||
+	if ((r = kr_snprintf(mark, sizeof(mark), "%s",
+	    c->a->paths.promote_mark)) != 0 ||
+	    (r = crun_cert_path(c, "root", 1, rnext, sizeof(rnext))) != 0 ||
 	    (r = crun_cert_path(c, "intermediate", 1, inext,
 	    sizeof(inext))) != 0)
 		return r;
-	if (access(rnext, F_OK) != 0 || access(inext, F_OK) != 0)
-		return kr_errf(KR_ERR_STATE, "promote: %s and %s must exist "
-		    "(self-sign-root and sign-intermediate, generation next)",
-		    rnext, inext);
-	if ((r = kr_ca_load_cert(c->a->paths.root_pem, &oldroot)) != 0 ||
-	    (r = cert_serial_hex(oldroot, sh, sizeof(sh))) != 0)
-		goto out;
+	resume = access(mark, F_OK) == 0;
+	if (resume) {
+		if ((r = kr_read_file(mark, 128, &mbuf, &mlen)) != 0)
+			goto out;
+		if (mlen < 12 || memcmp(mbuf, "old-serial ", 11) != 0 ||
+		    mlen - 11 > sizeof(sh) || mbuf[mlen - 1] != '\n' ||
+		    strspn((char *)mbuf + 11, "0123456789abcdef") !=
+		    mlen - 12) {
+			r = kr_errf(KR_ERR_STATE, "%s: malformed", mark);
+			goto out;
+		}
+		memcpy(sh, mbuf + 11, mlen - 12);
+		sh[mlen - 12] = '\0';
+	} else {
+		if (access(rnext, F_OK) != 0 || access(inext, F_OK) != 0) {
+			r = kr_errf(KR_ERR_STATE, "promote: %s and %s must exist "
+			    "(self-sign-root and sign-intermediate, generation "
+			    "next)", rnext, inext);
+			goto out;
+		}
+		/* Nothing is moved unless all of it can be. */
+		for (role = 0; role < ROLE__COUNT; role++) {
+			size_t ncur, nnext;
+
+			if ((r = crun_token(c, role, &tok)) != 0 ||
+			    (r = crun_key_label(c, role, 0, cur,
+			    sizeof(cur))) != 0 ||
+			    (r = crun_key_label(c, role, 1, nxt,
+			    sizeof(nxt))) != 0 ||
+			    (r = kr_tokenop_count(c->a->module,
+			    kr_token_label(tok), c->role[role].pin,
+			    c->role[role].pinlen, cur, &ncur)) != 0 ||
+			    (r = kr_tokenop_count(c->a->module,
+			    kr_token_label(tok), c->role[role].pin,
+			    c->role[role].pinlen, nxt, &nnext)) != 0)
+				goto out;
+			if (ncur != 0) {
+				r = kr_errf(KR_ERR_EXISTS, "token %s: '%s' "
+				    "still exists: destroy the old %s key "
+				    "first (destroy-key)", kr_token_label(tok),
+				    cur, c->role[role].name);
+				goto out;
+			}
+			if (nnext == 0) {
+				r = kr_errf(KR_ERR_NOT_FOUND, "token %s: no "
+				    "next key '%s' (generate-key, generation "
+				    "next)", kr_token_label(tok), nxt);
+				goto out;
+			}
+		}
+		if ((r = kr_ca_load_cert(c->a->paths.root_pem,
+		    &oldroot)) != 0 ||
+		    (r = cert_serial_hex(oldroot, sh, sizeof(sh))) != 0)
+			goto out;
+		snprintf(mline, sizeof(mline), "old-serial %s\n", sh);
+		if ((r = kr_write_new_file(mark, mline, strlen(mline),
+		    0600)) != 0)
+			goto out;
+		kr_audit_crash_point("promote: begun");
+	}
+	c->promote_pending = 1;	/* run.c: the marker goes after the commit */
 	/* Keys: the next ones take the configured labels. */
 	for (role = 0; role < ROLE__COUNT; role++) {
 		if ((r = crun_token(c, role, &tok)) != 0 ||
@@ -1016,16 +1124,14 @@ step_promote(struct crun *c, const struct kr_step *st)
 		    (r = crun_key_label(c, role, 1, nxt, sizeof(nxt))) != 0)
 			goto out;
 		if ((r = kr_tokenop_relabel(c->a->module, kr_token_label(tok),
-		    c->role[role].pin, c->role[role].pinlen, nxt, cur,
-		    &n)) != 0) {
-			if (r == KR_ERR_EXISTS)
-				r = kr_errctx(r, "destroy the old %s key first "
-				    "(destroy-key)", c->role[role].name);
+		    c->role[role].pin, c->role[role].pinlen, nxt, cur, resume,
+		    &n)) != 0)
 			goto out;
+		if (c->role[role].next_key != NULL) {
+			kr_key_free(c->role[role].key);
+			c->role[role].key = c->role[role].next_key;
+			c->role[role].next_key = NULL;
 		}
-		kr_key_free(c->role[role].key);
-		c->role[role].key = c->role[role].next_key;
-		c->role[role].next_key = NULL;
 	}
 	/* Certificates: the old ones are kept under retired-<serial>-. */
 	if ((r = retire_file(c, "root.pem", sh)) != 0 ||
@@ -1039,10 +1145,15 @@ step_promote(struct crun *c, const struct kr_step *st)
 	    (r = kr_fsync_dir(c->a->paths.certs)) != 0)
 		goto out;
 	/* The profiles follow the new keys' algorithms. */
-	if ((r = kr_config_render(&c->a->cfg, &yaml)) != 0 ||
+	if ((r = profile_from_cert(c->a->paths.root_pem,
+	    &c->a->cfg.root)) != 0 ||
+	    (r = profile_from_cert(c->a->paths.intermediate_pem,
+	    &c->a->cfg.intermediate)) != 0 ||
+	    (r = kr_config_render(&c->a->cfg, &yaml)) != 0 ||
 	    (r = kr_write_replace_file(c->a->paths.config, yaml, strlen(yaml),
 	    0600)) != 0)
 		goto out;
+	kr_audit_crash_point("promote: keyroom.yaml written");
 	{
 		uint8_t h[32];
 		char hex[65];
@@ -1053,9 +1164,11 @@ step_promote(struct crun *c, const struct kr_step *st)
 		    c->a->paths.config, "sha256", hex, NULL)) != 0)
 			goto out;
 	}
-	crun_detail(c, "the new root and intermediate are current; the old "
-	    "root %s and its files are kept as retired-%s-*", sh, sh);
+	crun_detail(c, "%sthe new root and intermediate are current; the old "
+	    "root %s and its files are kept as retired-%s-*", resume ?
+	    "an interrupted promotion finished: " : "", sh, sh);
  out:
+	free(mbuf);
 	free(yaml);
 	X509_free(oldroot);
 	return r;

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "audit/audit.h"
 #include "ca/p11raw.h"
 #include "ca/tokstore.h"
 #include "ceremony/tokenops.h"
@@ -125,31 +126,100 @@ kr_tokenop_destroy_key(const char *module, const char *label,
 }
 
 int
-kr_tokenop_relabel(const char *module, const char *label, const char *pin,
-    size_t pinlen, const char *from, const char *to, size_t *ndone)
+kr_tokenop_count(const char *module, const char *label, const char *pin,
+    size_t pinlen, const char *key_label, size_t *n)
 {
 	CK_OBJECT_HANDLE objs[MAX_OBJS];
+	struct kr_p11 p;
+	CK_SESSION_HANDLE s;
+	int r;
+
+	*n = 0;
+	if ((r = session(&p, module, label, pin, pinlen, &s)) != 0)
+		return r;
+	r = kr_p11_find(&p, s, key_label, (CK_ULONG)-1, objs, MAX_OBJS, n);
+	(void)p.f->C_CloseSession(s);
+	kr_p11_unload(&p, 0);
+	return r;
+}
+
+/* CKA_ID of an object into id (cap bytes); *len 0 if it has none. */
+static int
+obj_id(struct kr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+    unsigned char *id, size_t cap, size_t *len)
+{
+	CK_ATTRIBUTE a = { CKA_ID, NULL, 0 };
+	CK_RV rv;
+
+	*len = 0;
+	if ((rv = p->f->C_GetAttributeValue(s, o, &a, 1)) != CKR_OK ||
+	    a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > cap)
+		return rv == CKR_OK ? kr_errf(KR_ERR_TOKEN, "CKA_ID too long") :
+		    kr_err_ckrv(rv, "CKA_ID");
+	a.pValue = id;
+	if ((rv = p->f->C_GetAttributeValue(s, o, &a, 1)) != CKR_OK)
+		return kr_err_ckrv(rv, "CKA_ID");
+	*len = a.ulValueLen;
+	return 0;
+}
+
+/* 1 if every object in `done` has the CKA_ID of an object in `left`
+ * (the same key pair, half relabelled), 0 if not. */
+static int
+same_pair(struct kr_p11 *p, CK_SESSION_HANDLE s, const CK_OBJECT_HANDLE *done,
+    size_t nd, const CK_OBJECT_HANDLE *left, size_t nl, int *same)
+{
+	unsigned char a[256], b[256];
+	size_t i, j, la, lb;
+	int r, found;
+
+	*same = 0;
+	for (i = 0; i < nd; i++) {
+		if ((r = obj_id(p, s, done[i], a, sizeof(a), &la)) != 0)
+			return r;
+		for (j = 0, found = 0; j < nl && !found; j++) {
+			if ((r = obj_id(p, s, left[j], b, sizeof(b), &lb)) != 0)
+				return r;
+			found = la != 0 && la == lb && memcmp(a, b, la) == 0;
+		}
+		if (!found)
+			return 0;
+	}
+	*same = 1;
+	return 0;
+}
+
+int
+kr_tokenop_relabel(const char *module, const char *label, const char *pin,
+    size_t pinlen, const char *from, const char *to, int resume,
+    size_t *ndone)
+{
+	CK_OBJECT_HANDLE objs[MAX_OBJS], tos[MAX_OBJS];
 	CK_ATTRIBUTE a;
 	struct kr_p11 p;
 	CK_SESSION_HANDLE s;
-	size_t n = 0, i;
+	size_t n = 0, nto = 0, i;
 	CK_RV rv;
-	int r;
+	int r, same = 0;
 
 	*ndone = 0;
 	if ((r = session(&p, module, label, pin, pinlen, &s)) != 0)
 		return r;
-	if ((r = kr_p11_find(&p, s, to, (CK_ULONG)-1, objs, MAX_OBJS,
+	if ((r = kr_p11_find(&p, s, to, (CK_ULONG)-1, tos, MAX_OBJS,
+	    &nto)) != 0 ||
+	    (r = kr_p11_find(&p, s, from, (CK_ULONG)-1, objs, MAX_OBJS,
 	    &n)) != 0)
 		goto out;
-	if (n != 0) {
+	if (nto != 0 && resume && n == 0)
+		goto out;	/* done before the interruption */
+	if (nto != 0 && resume && (r = same_pair(&p, s, tos, nto, objs, n,
+	    &same)) != 0)
+		goto out;
+	if (nto != 0 && !(resume && same)) {
 		r = kr_errf(KR_ERR_EXISTS, "token %s: '%s' still exists", label,
 		    to);
 		goto out;
 	}
-	if ((r = kr_p11_find(&p, s, from, (CK_ULONG)-1, objs, MAX_OBJS,
-	    &n)) != 0)
-		goto out;
 	if (n == 0) {
 		r = kr_errf(KR_ERR_NOT_FOUND, "token %s: no key labelled '%s'",
 		    label, from);
@@ -166,6 +236,7 @@ kr_tokenop_relabel(const char *module, const char *label, const char *pin,
 			goto out;
 		}
 		(*ndone)++;
+		kr_audit_crash_point("promote: a key object relabelled");
 	}
  out:
 	(void)p.f->C_CloseSession(s);

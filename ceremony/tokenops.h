@@ -27,12 +27,21 @@ int kr_tokenop_destroy_key(const char *module, const char *label,
     const char *pin, size_t pinlen, const char *key_label, size_t *ndone)
     KR_WUR;
 
+/* *n: how many objects in the token are labelled key_label. */
+int kr_tokenop_count(const char *module, const char *label, const char *pin,
+    size_t pinlen, const char *key_label, size_t *n) KR_WUR;
+
 /*
  * Give every object labelled `from` the label `to` (root rotation: the
  * next key takes the configured label). KR_ERR_EXISTS if anything is
  * labelled `to` already; KR_ERR_NOT_FOUND if nothing is labelled `from`.
+ * With resume (finishing an interrupted promotion): nothing labelled
+ * `from` but something labelled `to` is success (*ndone 0), and objects
+ * labelled `to` with the CKA_ID of those labelled `from` (a pair half
+ * relabelled) do not count as existing.
  */
 int kr_tokenop_relabel(const char *module, const char *label, const char *pin,
-    size_t pinlen, const char *from, const char *to, size_t *ndone) KR_WUR;
+    size_t pinlen, const char *from, const char *to, int resume,
+    size_t *ndone) KR_WUR;
 
 #endif

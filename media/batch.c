@@ -422,6 +422,7 @@ open_state(struct batch *b)
 	int r;
 
 	if ((r = kr_state_paths(b->o->state, &b->paths)) != 0 ||
+	    (r = kr_state_not_promoting(&b->paths)) != 0 ||
 	    (r = kr_config_load(b->o->state, &b->cfg)) != 0)
 		return r;
 	if ((r = kr_config_module(&b->cfg, &b->paths, b->module,
