@@ -588,6 +588,12 @@ progress_draw(struct kr_progress *p, double now)
 		fill = (size_t)(30.0 * (double)p->done / (double)p->total);
 	if (fill > 30)
 		fill = 30;
+	if (p->total == 0) {	/* a stream of unknown length */
+		fprintf(stderr, "\r%s %llu  %.0f/s ", p->label,
+		    (unsigned long long)p->done, rate);
+		fflush(stderr);
+		return;
+	}
 	for (i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';

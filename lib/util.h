@@ -105,7 +105,8 @@ int kr_isatty_err(void);
 
 /*
  * Progress bar on stderr when it is a terminal, silent otherwise:
- * "label [#####.....] 1234/10000  812/s  ETA 0:11".
+ * "label [#####.....] 1234/10000  812/s  ETA 0:11"; with total 0 (a
+ * stream of unknown length) "label 1234  812/s".
  */
 struct kr_progress {
 	const char *label;

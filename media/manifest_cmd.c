@@ -85,6 +85,7 @@ struct fctx {
 	char signers[4 * 65 + 4];
 	struct seen *seen;		/* verify only */
 	size_t nseen, cap;
+	struct kr_progress prog;	/* entries, on a terminal */
 };
 
 static int
@@ -106,6 +107,7 @@ entry_cb(struct kr_mf_result *res, size_t index, void *arg)
 	char hx[65];
 	int r, a;
 
+	kr_progress_update(&c->prog, index + 1);
 	if (res->reason != KR_MF_OK)
 		return refuse(c, index, res->id, res->reason, res->message);
 	if (c->txn == NULL) {
@@ -187,8 +189,8 @@ seen_dups(struct fctx *c)
  * for import, its manifest-imported log entry to ltx.
  */
 static int
-do_file(struct kr_policy *pol, const char *path, struct kr_ltx *ltx,
-    MDB_dbi dbi, json_t *rep)
+do_file(struct kr_cli *cli, struct kr_policy *pol, const char *path,
+    struct kr_ltx *ltx, MDB_dbi dbi, json_t *rep)
 {
 	struct fctx c;
 	uint8_t *buf = NULL, sha[32];
@@ -206,8 +208,13 @@ do_file(struct kr_policy *pol, const char *path, struct kr_ltx *ltx,
 		r = kr_errctx(r, "%s", path);
 		goto out;
 	}
-	if ((r = kr_manifest_each(kr_policy_trust(pol), path, buf, n, sha,
-	    entry_cb, &c, &n)) != 0)
+	kr_progress_start(&c.prog, ltx != NULL ? "importing" : "verifying", 0);
+	if (cli->quiet)
+		c.prog.active = 0;
+	r = kr_manifest_each(kr_policy_trust(pol), path, buf, n, sha,
+	    entry_cb, &c, &n);
+	kr_progress_finish(&c.prog);
+	if (r != 0)
 		goto out;
 	if (ltx == NULL && (r = seen_dups(&c)) != 0)
 		goto out;
@@ -351,7 +358,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 	if ((r = load_policy(cli, policy, &pol)) != 0)
 		goto fail;
 	for (i = 0; i < n; i++)
-		if ((r = do_file(pol, argv[optind + i], NULL, 0, rep)) != 0)
+		if ((r = do_file(cli, pol, argv[optind + i], NULL, 0, rep)) != 0)
 			goto fail;
 	print_report(cli, rep, "verify");
 	r = count_refused(rep) > 0 ? KR_EXIT_PARTIAL : KR_EXIT_OK;
@@ -417,7 +424,7 @@ cmd_import(struct kr_cli *cli, int argc, char **argv)
 		goto fail;
 	/* All files in one transaction: any whole-file error, nothing. */
 	for (i = 0; i < n; i++)
-		if ((r = do_file(pol, argv[optind + i], ltx, dbi, rep)) != 0)
+		if ((r = do_file(cli, pol, argv[optind + i], ltx, dbi, rep)) != 0)
 			goto fail;
 	r = kr_ltx_commit(ltx, &ns, NULL);
 	ltx = NULL;

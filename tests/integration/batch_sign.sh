@@ -116,6 +116,14 @@ if command -v script >/dev/null; then
 	script -qec "'$KEYROOM' --state '$S' batch sign '$T/f5/media' --chunk 1 --pin 'file:$S.pin'" /dev/null \
 	    >"$T/tty.out" 2>&1
 	check "progress bar with count, rate and ETA on a terminal" grep -Eq 'signing \[#+\.*\] [0-9]+/3 +[0-9]+/s +ETA' "$T/tty.out"
+	# a manifest's length is known only once read: a count and a rate
+	"$TOOLS/fleetsim" --out "$T/f5m" --seed 12 --start 5000 --devices 40 --signer "$T/f1" \
+	    --batch-id lot-m >/dev/null
+	script -qec "'$KEYROOM' --state '$S' manifest import '$T/f5m/manifest.json'" /dev/null >"$T/mtty.out" 2>&1
+	tr '\r' '\n' <"$T/mtty.out" | grep -Eq '^importing 40 +[0-9]+/s *$' &&
+		ok "manifest import counts its entries on a terminal" || nok "manifest import progress"
+	script -qec "'$KEYROOM' -q --state '$S' manifest import '$T/f5m/manifest.json'" /dev/null >"$T/mq.out" 2>&1
+	! grep -q importing "$T/mq.out" && ok "... and not with -q" || nok "manifest import progress with -q"
 else
 	skip "progress bar on a terminal" "no script(1)"
 fi
