@@ -621,7 +621,10 @@ cmd_vkey(struct kr_cli *cli, int argc, char **argv)
 	    (r = kr_log_entry(log, txn, 0, &e, &len)) != 0 ||
 	    (r = kr_entry_get_str(e, len, "vkey", vk, sizeof(vk))) != 0)
 		goto out;
-	printf("%s\n", vk);
+	if (cli->json)
+		r = kr_cli_json(json_pack("{s:s}", "vkey", vk));
+	else
+		printf("%s\n", vk);
  out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);

@@ -200,11 +200,29 @@ static int
 cer_steps(struct kr_cli *cli, int argc, char **argv)
 {
 	size_t i, k;
+	int r;
 
 	if (wants_help(argc, argv)) {
 		printf("usage: keyroom ceremony steps\n\nList the step types a "
 		    "ceremony script may use, with their parameters.\n");
 		return KR_EXIT_OK;
+	}
+	if (cli->json) {
+		json_t *a = json_array(), *o, *ks;
+
+		for (i = 0; a != NULL && i < KR_STEP__COUNT; i++) {
+			o = json_pack("{s:s, s:s, s:[]}", "step",
+			    kr_step_types[i].name, "summary",
+			    kr_step_types[i].summary, "keys");
+			ks = json_object_get(o, "keys");
+			for (k = 0; ks != NULL && kr_step_types[i].keys[k] !=
+			    NULL; k++)
+				json_array_append_new(ks, json_string(
+				    kr_step_types[i].keys[k]));
+			json_array_append_new(a, o);
+		}
+		return (r = kr_cli_json(a)) != 0 ? kr_cli_fail(cli, r) :
+		    KR_EXIT_OK;
 	}
 	for (i = 0; i < KR_STEP__COUNT; i++) {
 		const struct kr_step_type_def *d = &kr_step_types[i];
@@ -213,7 +231,6 @@ cer_steps(struct kr_cli *cli, int argc, char **argv)
 		for (k = 0; d->keys[k] != NULL; k++)
 			printf("%-20s   %s\n", "", d->keys[k]);
 	}
-	(void)cli;
 	return KR_EXIT_OK;
 }
 
@@ -248,6 +265,16 @@ cer_words(struct kr_cli *cli, int argc, char **argv)
 			    "want 1..64 bytes of hex"));
 	} else
 		return kr_cli_usage_error("ceremony words", words_usage);
+	if (cli->json) {
+		char hex[2 * sizeof(buf) + 1], words[KR_WORDS_BUF(sizeof(buf))];
+
+		kr_hex(buf, len, hex);
+		if ((r = kr_words(buf, len, words, sizeof(words))) != 0 ||
+		    (r = kr_cli_json(json_pack("{s:s, s:s}", "hex", hex,
+		    "words", words))) != 0)
+			return kr_cli_fail(cli, r);
+		return KR_EXIT_OK;
+	}
 	if ((r = kr_words_print(stdout, "", buf, len)) != 0)
 		return kr_cli_fail(cli, r);
 	return KR_EXIT_OK;
@@ -447,8 +474,14 @@ q_check(struct kr_cli *cli, int argc, char **argv)
 	    (const struct kr_qset *const *)k.all, k.n)) != 0)
 		goto out;
 	kr_qset_id_hex(set->id, id);
-	printf("share %u of share set %s (%s, %s): good\n", k.s->index, id,
-	    set->label, set->member[k.s->index - 1].name);
+	if (cli->json)
+		r = kr_cli_json(json_pack("{s:i, s:s, s:s, s:s, s:s}", "share",
+		    (int)k.s->index, "share_set", id, "label", set->label,
+		    "custodian", set->member[k.s->index - 1].name, "result",
+		    "good"));
+	else
+		printf("share %u of share set %s (%s, %s): good\n", k.s->index,
+		    id, set->label, set->member[k.s->index - 1].name);
  out:
 	if (set != k.set)
 		free(set);	/* kr_qstore_active's own copy */

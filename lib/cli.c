@@ -101,3 +101,20 @@ kr_cli_usage_error(const char *cmd, const char *usage)
 	fprintf(stderr, "usage: keyroom %s %s\n", cmd, usage);
 	return KR_EXIT_USAGE;
 }
+
+int
+kr_cli_json(void *v)
+{
+	json_t *o = v;
+	char *d;
+
+	if (o == NULL || (d = json_dumps(o, JSON_COMPACT |
+	    JSON_ENCODE_ANY)) == NULL) {
+		json_decref(o);
+		return kr_errf(KR_ERR_ALLOC, "JSON output");
+	}
+	printf("%s\n", d);
+	free(d);
+	json_decref(o);
+	return 0;
+}

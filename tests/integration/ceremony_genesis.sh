@@ -79,6 +79,22 @@ expect_fail "check-card of an operator card as a root card" \
 kr quorum show-card "file:$I1" 2>/dev/null | grep -q "token: *issuing" &&
 	ok "show-card prints a checked card" || nok "show-card"
 expect_fail "show-card names a mistyped card" "line 2: checksum" kr quorum show-card "file:$T/typo.card"
+"$KEYROOM" -q --state "$S" --json quorum check-card "file:$R3" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["share"] == 3 and d["label"] == "root" and d["result"] == "good" and d["share_set"] == sys.argv[1], d
+' "$rootset" && ok "check-card --json: share, set, label, custodian, result" || nok "check-card --json"
+v=$(kr audit vkey); vj=$("$KEYROOM" -q --state "$S" --json audit vkey | python3 -c 'import json,sys; print(json.load(sys.stdin)["vkey"])')
+[ -n "$v" ] && [ "$v" = "$vj" ] && ok "audit vkey --json carries the same vkey" || nok "audit vkey --json ('$v' / '$vj')"
+w=$(kr ceremony words 00ff10 | sed 's/^ *[0-9]* *//' | tr -s ' \n' ' ' | sed 's/ *$//')
+wj=$("$KEYROOM" -q --json ceremony words 00ff10 | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["hex"] == "00ff10"; print(d["words"])')
+[ -n "$w" ] && [ "$w" = "$wj" ] && ok "ceremony words --json: the same words ($wj)" || nok "ceremony words --json ('$w' / '$wj')"
+"$KEYROOM" -q --json ceremony steps | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = {e["step"]: e["keys"] for e in d}
+assert "install-policy" in s and "promote" in s and "token" in s["unlock"], s
+' && ok "ceremony steps --json lists every step with its keys" || nok "ceremony steps --json"
 if command -v zbarimg >/dev/null; then
 	code=$(zbarimg -q --raw "$R2.png" 2>/dev/null | head -1)
 	[ ${#code} = 84 ] && KR_SCANNED="$code" kr quorum check-card "root=env:KR_SCANNED" >/dev/null 2>&1 &&
