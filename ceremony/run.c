@@ -382,9 +382,10 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 	if (c->promote_pending) {
 		c->promote_pending = 0;
 		kr_audit_crash_point("promote: logged, marker not yet removed");
-		if (unlink(c->a->paths.promote_mark) == -1 ||
-		    (r = kr_fsync_dir(c->a->paths.certs)) != 0)
+		if (unlink(c->a->paths.promote_mark) == -1)
 			return kr_err_sys("%s", c->a->paths.promote_mark);
+		if ((r = kr_fsync_dir(c->a->paths.certs)) != 0)
+			return r;
 	}
 	if (c->pol_pending) {
 		c->pol_pending = 0;
