@@ -9,6 +9,9 @@
 # UEFI stick image boots under OVMF, the hybrid ISO under SeaBIOS and OVMF;
 # two builds give the same SHA-256. A UKI signed for Secure Boot boots under
 # enforcing OVMF; unsigned, foreign-signed and tampered ones are refused.
+# Last, the operators' whole path through the console menu: genesis,
+# intermediate and install-policy ceremonies with share cards typed at the
+# prompts, then a signing session and batch from a manufacturer's stick.
 # Env (local iteration only): KEYROOM_IMAGE_QUICK=1 skips the second build
 # and the UEFI and ISO boots.
 . "$(dirname "$0")/../lib.sh"
@@ -581,5 +584,145 @@ sb_refused() { # NAME DESCRIPTION
 sb_refused sbunsigned "the unsigned stick"
 sb_refused sbother "a UKI signed by a key not in db"
 sb_refused sbtampered "the signed UKI with one byte changed"
+
+
+# --- 9. the operators' path through the console menu (no keyroom.auto) on
+# a fresh state disk: genesis (its share cards are read off the console),
+# intermediate and install-policy with cards typed line by line at the
+# prompts, on the officers' stick; power off; a second boot with the
+# contract manufacturer's stick: "sign a batch", two operators type their
+# cards; the certificates on the stick verify on the host to the root the
+# genesis ceremony put on the officers' stick.
+# mcount LOG REGEX: how many times REGEX is on the console so far
+mcount() { tr -d '\r' <"$1" | grep -aEc -- "$2"; }
+# mwait LOG REGEX N SECONDS: until REGEX has been seen N times
+mwait() {
+	local i=0
+	while [ "$i" -lt "$(($4 * 5))" ]; do
+		[ "$(mcount "$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.2; i=$((i + 1))
+	done
+	echo "# timeout waiting for /$2/ x$3 in $1"; tr -d '\r' <"$1" | tail -6 | sed 's/^/#   /'
+	return 1
+}
+# menu_boot NAME STATE STICK: qemu with the menu on the serial line, fed
+# from a fifo on fd 3; MLOG is its console.
+menu_boot() {
+	MLOG="$T/$1.log"; rm -f "$T/$1.in"; mkfifo "$T/$1.in"
+	timeout "$QTIMEOUT" qemu-system-x86_64 -nic none -m 1024 -nographic -no-reboot -monitor none \
+	    -serial stdio -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
+	    -append "console=ttyS0 $(cat "$IMG/cmdline")" \
+	    -drive "file=$2,if=virtio,format=raw" \
+	    -device qemu-xhci -drive "if=none,id=stick,file=$3,format=raw" -device usb-storage,drive=stick \
+	    <"$T/$1.in" >"$MLOG" 2>&1 &
+	MPID=$!
+	exec 3>"$T/$1.in"
+	HY=0; HC=0; HL=0; HE=0; HM=0
+}
+say() { printf '%s\n' "$1" >&3; }
+# menu_do CHOICE [CEREMONY]: one menu action, answering its prompts (yes to
+# every confirmation; the next card of CARDS_<role> at each share prompt,
+# a line at each "line N:" prompt) until "press Enter to continue".
+menu_do() {
+	local i=0 n role card= li=0
+	mwait "$MLOG" '^choice: ' $((HM + 1)) 240 || return 1
+	HM=$((HM + 1)); say "$1"
+	if [ -n "${2:-}" ]; then
+		mwait "$MLOG" 'ceremony \(name, empty to cancel\): ' 1 60 >/dev/null ||
+			mwait "$MLOG" 'ceremony \(name, empty to cancel\): ' 1 60 || return 1
+		say "$2"
+	fi
+	while [ "$i" -lt 1500 ]; do
+		# one snapshot of the console for all the counts: a share
+		# message and its first "line 1:" may arrive between two reads
+		snap=$(tr -d '\r' <"$MLOG")
+		if [ "$(grep -aEc -- 'press Enter to continue' <<<"$snap")" -gt "$HE" ]; then
+			HE=$((HE + 1)); say ""; return 0
+		fi
+		n=$(grep -aEc -- 'type yes or no: ' <<<"$snap")
+		if [ "$n" -gt "$HY" ]; then HY=$n; say yes; continue; fi
+		n=$(grep -aEc -- 'share [0-9]+ of [0-9]+ for [a-z]+: type the card' <<<"$snap")
+		if [ "$n" -gt "$HC" ]; then
+			HC=$n
+			role=$(grep -aEo 'for [a-z]+: type the card' <<<"$snap" | tail -1 | cut -d' ' -f2 | tr -d :)
+			eval "q=\${CARDS_$role:-}"; card="$T/mc/$role-${q%% *}.txt"
+			case "$q" in *" "*) q=${q#* };; *) q="";; esac
+			eval "CARDS_$role=\$q"
+			li=0
+		fi
+		n=$(grep -aEc -- 'line [1-6]: ' <<<"$snap")
+		if [ "$n" -gt "$HL" ] && [ -n "$card" ] && [ "$li" -lt 6 ]; then
+			HL=$n; li=$((li + 1)); say "$(sed -n "${li}p" "$card")"; continue
+		fi
+		sleep 0.2; i=$((i + 1))
+	done
+	echo "# menu action '$1 ${2:-}' did not end"; tr -d '\r' <"$MLOG" | tail -8 | sed 's/^/#   /'
+	return 1
+}
+menu_off() {
+	mwait "$MLOG" '^choice: ' $((HM + 1)) 120 && say 0
+	mwait "$MLOG" 'reboot: Power down' 1 120 >/dev/null
+	exec 3>&-
+	wait "$MPID" 2>/dev/null
+}
+
+if [ "$have_batch" = 1 ]; then
+	truncate -s 96M "$T/state-menu.img"
+	mke2fs -q -t ext4 -L KEYROOM-STATE "$T/state-menu.img"
+	truncate -s 32M "$T/officers.img"; mkfs.vfat -n KEYROOM-USB "$T/officers.img" >/dev/null
+	mkdir -p "$T/offpol/policy"; cp "$T/fleet/policy.yaml" "$T/fleet/signer.crt" "$T/offpol/policy/"
+	mcopy -i "$T/officers.img" -s "$T/offpol/policy" ::/policy
+	truncate -s 32M "$T/cm.img"; mkfs.vfat -n KEYROOM-USB "$T/cm.img" >/dev/null
+	(cd "$T/fleet/media" && mcopy -i "$T/cm.img" -s ./* ::/)
+	mkdir -p "$T/mc"
+
+	menu_boot officers "$T/state-menu.img" "$T/officers.img"
+	if menu_do 1 genesis; then
+		# the cards as the console showed them: token, share number, 6 lines
+		tr -d '\r' <"$MLOG" | awk -v d="$T/mc" '
+		    / token: +[a-z]+$/ { role = $2 }
+		    / quorum: .* share [0-9]+ of [0-9]+$/ { share = $(NF - 2); f = d "/" role "-" share ".txt"; printf "" >f }
+		    /^   [1-6]  [A-Z2-7][A-Z2-7][A-Z2-7][A-Z2-7] / && f != "" { sub(/^   [1-6]  /, ""); print >>f }'
+		nc=0; for f in "$T"/mc/*.txt; do [ "$(wc -l <"$f")" = 6 ] && nc=$((nc + 1)); done
+		[ "$nc" = 6 ] && ok "menu: genesis ran from the console; its 6 share cards shown there" ||
+			nok "menu: genesis cards on the console ($nc of 6)"
+	else
+		nok "menu: genesis"
+	fi
+	CARDS_root="1 2"; CARDS_issuing="1 2"
+	menu_do 1 intermediate && grep -aq 'done: intermediate' "$MLOG" &&
+		ok "menu: intermediate ceremony, two custodians and two operators typing their cards" ||
+		nok "menu: intermediate ceremony"
+	CARDS_root="2 3"
+	menu_do 1 install-policy && grep -aq 'policy installed' "$MLOG" &&
+		ok "menu: install-policy from the officers' stick, custodians 2 and 3" || nok "menu: install-policy"
+	menu_off
+	grep -aq 'reboot: Power down' "$MLOG" && ok "menu: power off" || nok "menu: power off after the ceremonies"
+
+	menu_boot sign "$T/state-menu.img" "$T/cm.img"
+	CARDS_issuing="2 3"
+	menu_do 2 && grep -aqE 'batch lot-vm: [0-9]+ signed' "$MLOG" &&
+		ok "menu: sign a batch, operators 2 and 3 open the session" ||
+		nok "menu: sign a batch"
+	menu_off
+	mkdir -p "$T/mo"
+	mcopy -i "$T/officers.img" ::/root.pem "$T/mo/root.pem" 2>/dev/null
+	mcopy -i "$T/cm.img" -s ::/keyroom-out "$T/mo/" 2>/dev/null
+	n=0; bad=0
+	for c in "$T"/mo/keyroom-out/lot-vm/certs/*.pem; do
+		[ -f "$c" ] || continue
+		n=$((n + 1))
+		openssl verify -x509_strict -CAfile "$T/mo/root.pem" -untrusted "$T/mo/keyroom-out/lot-vm/chain.pem" \
+		    "$c" >/dev/null 2>&1 || bad=$((bad + 1))
+	done
+	[ "$n" -gt 0 ] && [ "$bad" = 0 ] &&
+		ok "menu: $n certificates on the manufacturer's stick verify to the root on the officers' stick" ||
+		nok "menu: certificates on the stick ($bad of $n fail)"
+	ntr=$(mdir -i "$T/officers.img" -b ::/ 2>/dev/null | grep -c 'transcript.txt$')
+	[ "$ntr" = 3 ] && ok "menu: the three ceremonies' transcripts are on the officers' stick" ||
+		nok "menu: transcripts on the officers' stick ($ntr)"
+else
+	skip "menu: the operators' path" "no fleetsim batch"
+fi
 
 done_testing
