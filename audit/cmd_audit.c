@@ -203,6 +203,14 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 		    "root", r == 0 ? b64 : "", "vkey", rep.vkey,
 		    "vkey_from_log", rep.vkey_from_log,
 		    "seconds", rep.seconds, "types", types);
+		if (j != NULL) {
+			json_object_set_new(j, "batches_under_other_policy",
+			    json_integer((json_int_t)rep.policy_mismatch));
+			if (rep.policy_mismatch_first >= 0)
+				json_object_set_new(j, "first_batch_under_other_"
+				    "policy", json_integer(
+				    rep.policy_mismatch_first));
+		}
 		if (r != 0 && j != NULL) {
 			json_object_set_new(j, "error",
 			    json_string(kr_strerror(r)));
@@ -255,6 +263,12 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 		    "commit as their intent:\n                the log cannot show "
 		    "the intent preceded the signature\n",
 		    (unsigned long long)rep.same_commit);
+	if (rep.policy_mismatch > 0)
+		printf("  warning       %llu batch(es) ran under a policy other "
+		    "than the one the quorum\n                installed last "
+		    "(first: batch-begin entry %lld)\n",
+		    (unsigned long long)rep.policy_mismatch,
+		    (long long)rep.policy_mismatch_first);
 	if (!cli->quiet)
 		fprintf(stderr, "verified %llu entries in %.2fs (%.0f "
 		    "entries/s)\n", (unsigned long long)rep.size, rep.seconds,

@@ -83,7 +83,29 @@ struct vstate {
 	struct openset open;
 	uint64_t nserials, nissued, ndevcerts;
 	uint64_t last_cp;	/* size of the last checkpoint seen */
+	char policy[65];	/* policy-digest last installed, "" none */
 };
+
+/* config-change entries that install a policy name its digest; every
+ * batch-begin after the first names the one it ran under. */
+static void
+check_policy(struct vstate *st, uint64_t i, enum kr_etype t,
+    const uint8_t *e, size_t len)
+{
+	char dg[65];
+
+	if (kr_entry_get_str(e, len, "policy-digest", dg, sizeof(dg)) != 0)
+		dg[0] = '\0';
+	if (t == KR_E_CONFIG_CHANGE) {
+		if (dg[0] != '\0')
+			memcpy(st->policy, dg, sizeof(dg));
+		return;
+	}
+	if (st->policy[0] == '\0' || strcmp(dg, st->policy) == 0)
+		return;
+	if (st->rep->policy_mismatch++ == 0)
+		st->rep->policy_mismatch_first = (int64_t)i;
+}
 
 /* The current detail, copied: kr_errf must not read its own buffer. */
 static const char *
@@ -346,6 +368,7 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 	memset(&st, 0, sizeof(st));
 	memset(&pr, 0, sizeof(pr));
 	rep->bad_index = rep->bad_checkpoint = -1;
+	rep->policy_mismatch_first = -1;
 	st.log = log;
 	st.rep = rep;
 	if ((r = kr_log_read_begin(log, &st.txn)) != 0)
@@ -415,6 +438,8 @@ kr_audit_verify(struct kr_log *log, const struct kr_verify_opts *o,
 			r = check_serial(&st, i, ev.mv_data, ev.mv_size);
 		} else if (t == KR_E_CERT_ISSUED || t == KR_E_CERT_ABANDONED)
 			r = check_resolve(&st, i, t, ev.mv_data, ev.mv_size);
+		else if (t == KR_E_CONFIG_CHANGE || t == KR_E_BATCH_BEGIN)
+			check_policy(&st, i, t, ev.mv_data, ev.mv_size);
 		if (r != 0)
 			goto out;
 		kr_merkle_leaf(ev.mv_data, ev.mv_size, leaf);

@@ -30,6 +30,14 @@ struct kr_verify_report {
 	 * warning, not a failure).
 	 */
 	uint64_t same_commit;
+	/*
+	 * batch-begin entries after the first policy install whose
+	 * policy-digest is not the one the latest config-change installed
+	 * (a batch that ran under a policy the quorum did not install: a
+	 * warning, the log itself is intact); the first such entry.
+	 */
+	uint64_t policy_mismatch;
+	int64_t policy_mismatch_first;
 	uint64_t counts[64];		/* entries per type */
 	int vkey_from_log;		/* no --vkey: trusted the init entry */
 	char vkey[512];

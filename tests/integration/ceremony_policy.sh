@@ -179,4 +179,20 @@ if [ -n "$at" ] && [ -n "$pre" ]; then
 else
 	nok "crash points of the install not found (after: '$at', before: '$pre')"
 fi
+
+# --- the auditor's side: audit verify names batches that ran under a
+# policy other than the one installed last (only a bypassed appliance can
+# log one; logfill -P writes such a log: a batch under the installed
+# digest, one under another, one naming none)
+n=$("$KEYROOM" -q --state "$S" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["batches_under_other_policy"])')
+[ "$n" = 0 ] && ok "audit verify: every batch of this log ran under the policy installed last" ||
+	nok "audit verify counts $n batches under another policy"
+if [ -x "$TOOLS/logfill" ]; then
+	mkdir -p "$T/lf"; "$TOOLS/logfill" -q -n 3 -P "$T/lf"
+	"$KEYROOM" -q audit verify "$T/lf" >"$T/lf.out" 2>&1; rc=$?
+	[ $rc = 0 ] && grep -q "warning       2 batch(es) ran under a policy other than the one the quorum" "$T/lf.out" &&
+		grep -q "(first: batch-begin entry 6)" "$T/lf.out" &&
+		ok "audit verify warns of 2 batches under another policy, from entry 6 (the log itself verifies)" ||
+		{ nok "audit verify policy warning (rc $rc)"; sed 's/^/#   /' "$T/lf.out"; }
+fi
 done_testing

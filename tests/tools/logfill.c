@@ -6,7 +6,9 @@
  * (a crash between intent and issued) or a recovery run.
  *
  * usage: logfill [-o ORIGIN] [-k KEY.pem] [-n N] [-c CHUNK] [-m CERTS]
- *                [-i OPEN_INTENTS] [-r] [-p] [-q] [-S STATE] [-O OUT] DIR
+ *                [-i OPEN_INTENTS] [-r] [-p] [-q] [-P] [-S STATE] [-O OUT] DIR
+ * -P: last, a policy install (config-change with policy-digest 11..1), a
+ * batch-begin under it, and two that are not (digest 22..2, and none).
  * -O: "release" each certificate as OUT/<device>.der only after its
  * issued entry committed; devices that already have a certificate in the
  * log are not issued again (their file is re-emitted from the log if
@@ -162,7 +164,7 @@ main(int argc, char **argv)
 	const char *origin = "keyroom.test/log", *keyf = NULL, *state = NULL, *outdir = NULL;
 	struct kr_hsm_signer *hs = NULL;
 	uint64_t n = 10, chunk = 100, certs = 0, openi = 0, i, j, base, idx;
-	int recover = 0, print = 0, quiet = 0, ch, r, dl;
+	int recover = 0, print = 0, quiet = 0, policy = 0, ch, r, dl;
 	struct kr_note_signer s;
 	struct kr_log *log = NULL;
 	struct kr_ltx *ltx = NULL;
@@ -174,7 +176,7 @@ main(int argc, char **argv)
 	double t0;
 	struct stat st;
 
-	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpqS:O:")) != -1) {
+	while ((ch = getopt(argc, argv, "o:k:n:c:m:i:rpqPS:O:")) != -1) {
 		switch (ch) {
 		case 'o': origin = optarg; break;
 		case 'k': keyf = optarg; break;
@@ -185,6 +187,7 @@ main(int argc, char **argv)
 		case 'r': recover = 1; break;
 		case 'p': print = 1; break;
 		case 'q': quiet = 1; break;
+		case 'P': policy = 1; break;
 		case 'S': state = optarg; break;
 		case 'O': outdir = optarg; break;
 		default:
@@ -360,6 +363,26 @@ main(int argc, char **argv)
 		}
 		if ((r = kr_ltx_commit(ltx, &s, NULL)) != 0)
 			die("intent commit", r);
+	}
+	if (policy) {
+		/* A policy installed, a batch under it, then two that were
+		 * not: one under another digest, one naming none. */
+		static const char d1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+		static const char d2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+		static const char sh[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+		if ((r = kr_log_begin(log, &ltx)) != 0 ||
+		    (r = kr_ltx_appendf(ltx, KR_E_CONFIG_CHANGE, "ceremony",
+		    NULL, "file", "policy.yaml", "sha256", sh, "policy-digest",
+		    d1, NULL)) != 0 ||
+		    (r = kr_ltx_appendf(ltx, KR_E_BATCH_BEGIN, "operator", NULL,
+		    "batch", "P-in", "policy-digest", d1, NULL)) != 0 ||
+		    (r = kr_ltx_appendf(ltx, KR_E_BATCH_BEGIN, "operator", NULL,
+		    "batch", "P-other", "policy-digest", d2, NULL)) != 0 ||
+		    (r = kr_ltx_appendf(ltx, KR_E_BATCH_BEGIN, "operator", NULL,
+		    "batch", "P-none", NULL)) != 0 ||
+		    (r = kr_ltx_commit(ltx, &s, NULL)) != 0)
+			die("policy entries", r);
 	}
 	if (print) {
 		if ((r = kr_log_read_begin(log, &rt)) != 0 ||
