@@ -76,17 +76,6 @@ help_requested(int argc, char **argv)
 	return 0;
 }
 
-static void
-print_json(json_t *j)
-{
-	char *s;
-
-	if (j != NULL && (s = json_dumps(j, JSON_COMPACT)) != NULL) {
-		printf("%s\n", s);
-		free(s);
-	}
-	json_decref(j);
-}
 
 /* ------------------------------------------------------------- verify */
 
@@ -226,7 +215,7 @@ cmd_verify(struct kr_cli *cli, int argc, char **argv)
 				json_object_set_new(j, "bad_checkpoint",
 				    json_integer(rep.bad_checkpoint));
 		}
-		print_json(j);
+		kr_cli_json(j);
 		if (r != 0)
 			fprintf(stderr, "keyroom: %s: %s\n", kr_err_detail(),
 			    kr_strerror(r));
@@ -374,7 +363,7 @@ cmd_export(struct kr_cli *cli, int argc, char **argv)
 		return kr_cli_fail(cli, kr_errctx(r, "export written to %s but "
 		    "not recorded in the log", argv[1]));
 	if (cli->json)
-		print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "dir",
+		kr_cli_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "dir",
 		    argv[1], "size", (json_int_t)st.size, "checkpoints",
 		    (json_int_t)st.checkpoints, "tiles", (json_int_t)st.tiles,
 		    "proofs", (json_int_t)st.proofs, "files",
@@ -446,7 +435,7 @@ cmd_show(struct kr_cli *cli, int argc, char **argv)
 	    (r = kr_log_entry(log, txn, n, &e, &len)) != 0)
 		goto out;
 	if (cli->json)
-		print_json(entry_json(n, e, len));
+		kr_cli_json(entry_json(n, e, len));
 	else
 		fwrite(e, 1, len, stdout);
  out:
@@ -595,7 +584,7 @@ cmd_checkpoint(struct kr_cli *cli, int argc, char **argv)
 	    (r = kr_log_checkpoint(log, txn, &note, &size)) != 0)
 		goto out;
 	if (cli->json)
-		print_json(json_pack("{s:s, s:I}", "checkpoint", note,
+		kr_cli_json(json_pack("{s:s, s:I}", "checkpoint", note,
 		    "size", (json_int_t)size));
 	else
 		fputs(note, stdout);
@@ -636,7 +625,7 @@ cmd_vkey(struct kr_cli *cli, int argc, char **argv)
 	    (r = kr_entry_get_str(e, len, "vkey", vk, sizeof(vk))) != 0)
 		goto out;
 	if (cli->json)
-		r = kr_cli_json(json_pack("{s:s}", "vkey", vk));
+		kr_cli_json(json_pack("{s:s}", "vkey", vk));
 	else
 		printf("%s\n", vk);
  out:

@@ -119,9 +119,8 @@ report_cert(struct kr_cli *cli, const char *what, const char *path,
     const X509 *x, const char *token, const char *label)
 {
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
-	char serial[2 * 21 + 1], fp[65], *subj, *s;
+	char serial[2 * 21 + 1], fp[65], *subj;
 	uint8_t h[32];
-	json_t *j;
 
 	hex_serial(ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn) >
 	    20 ? 20 : (size_t)ASN1_STRING_length(sn), serial);
@@ -130,15 +129,10 @@ report_cert(struct kr_cli *cli, const char *what, const char *path,
 	kr_hex(h, sizeof(h), fp);
 	subj = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
 	if (cli->json) {
-		j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "kind",
-		    what, "file", path, "subject", subj != NULL ? subj : "",
-		    "serial", serial, "sha256", fp, "token", token, "key",
-		    label);
-		if (j != NULL && (s = json_dumps(j, JSON_COMPACT)) != NULL) {
-			printf("%s\n", s);
-			free(s);
-		}
-		json_decref(j);
+		kr_cli_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}",
+		    "kind", what, "file", path, "subject", subj != NULL ? subj :
+		    "", "serial", serial, "sha256", fp, "token", token, "key",
+		    label));
 	} else if (!cli->quiet) {
 		printf("%s certificate: %s\n  subject: %s\n  serial:  %s\n"
 		    "  sha256:  %s\n", what, path, subj != NULL ? subj : "",
@@ -584,13 +578,12 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 	long days = 30;
 	int use_root = 0, ch, r;
 	time_t now = time(NULL);
-	char path[PATH_MAX], *end, *data, *s;
+	char path[PATH_MAX], *end, *data;
 	X509_CRL *crl = NULL;
 	struct kr_issuer iss;
 	struct ctx c;
 	BIO *b = NULL;
 	long blen;
-	json_t *j;
 
 	memset(&c, 0, sizeof(c));
 	if ((rv = calloc(MAX_REVOKED, sizeof(*rv))) == NULL)
@@ -681,14 +674,9 @@ ca_crl(struct kr_cli *cli, int argc, char **argv)
 	if ((r = kr_write_new_file(outp, data, (size_t)blen, 0644)) != 0)
 		goto out;
 	if (cli->json) {
-		j = json_pack("{s:s, s:s, s:I, s:I, s:s}", "kind", "crl", "file",
-		    outp, "number", (json_int_t)number, "revoked",
-		    (json_int_t)nrv, "issuer", use_root ? "root" : "issuing");
-		if (j != NULL && (s = json_dumps(j, JSON_COMPACT)) != NULL) {
-			printf("%s\n", s);
-			free(s);
-		}
-		json_decref(j);
+		kr_cli_json(json_pack("{s:s, s:s, s:I, s:I, s:s}", "kind", "crl",
+		    "file", outp, "number", (json_int_t)number, "revoked",
+		    (json_int_t)nrv, "issuer", use_root ? "root" : "issuing"));
 	} else if (!cli->quiet) {
 		printf("CRL: %s\n  number: %llu\n  revoked: %zu\n  signed by: "
 		    "%s\n", outp, number, nrv, use_root ? "root" : "issuing");

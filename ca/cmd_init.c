@@ -246,7 +246,6 @@ cmd_init(struct kr_cli *cli, int argc, char **argv)
 	};
 	const char *pin = NULL, *so = NULL, *module = NULL, *origin = NULL;
 	json_t *rep = NULL;
-	char *s;
 	int ch, r;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -274,9 +273,7 @@ cmd_init(struct kr_cli *cli, int argc, char **argv)
 		return kr_cli_fail(cli, r);
 	}
 	if (cli->json) {
-		if ((s = json_dumps(rep, JSON_COMPACT)) != NULL)
-			printf("%s\n", s);
-		free(s);
+		kr_cli_json(json_incref(rep));
 	} else if (!cli->quiet) {
 		printf("initialised %s\n  PKCS#11 module: %s\n  tokens: "
 		    "%s, %s, %s\n  audit key: %s (Ed25519)\n",

@@ -73,20 +73,13 @@ kr_cli_fail(struct kr_cli *cli, int code)
 {
 	const char *d = kr_err_detail();
 	char clean[2048];
-	json_t *j;
-	char *s;
 
 	if (cli != NULL && cli->json) {
 		/* A detail cut mid-character must not lose the JSON. */
 		(void)snprintf(clean, sizeof(clean), "%s", d);
 		kr_utf8_sanitize(clean);
-		j = json_pack("{s:s, s:s, s:i}", "error", kr_strerror(code),
-		    "detail", clean, "code", code);
-		if (j != NULL && (s = json_dumps(j, JSON_COMPACT)) != NULL) {
-			printf("%s\n", s);
-			free(s);
-		}
-		json_decref(j);
+		kr_cli_json(json_pack("{s:s, s:s, s:i}", "error",
+		    kr_strerror(code), "detail", clean, "code", code));
 	}
 	if (d[0] != '\0')
 		fprintf(stderr, "keyroom: %s: %s\n", d, kr_strerror(code));
@@ -102,19 +95,16 @@ kr_cli_usage_error(const char *cmd, const char *usage)
 	return KR_EXIT_USAGE;
 }
 
-int
+void
 kr_cli_json(void *v)
 {
 	json_t *o = v;
 	char *d;
 
-	if (o == NULL || (d = json_dumps(o, JSON_COMPACT |
-	    JSON_ENCODE_ANY)) == NULL) {
-		json_decref(o);
-		return kr_errf(KR_ERR_ALLOC, "JSON output");
+	if (o != NULL && (d = json_dumps(o, JSON_COMPACT |
+	    JSON_ENCODE_ANY)) != NULL) {
+		printf("%s\n", d);
+		free(d);
 	}
-	printf("%s\n", d);
-	free(d);
 	json_decref(o);
-	return 0;
 }

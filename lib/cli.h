@@ -46,8 +46,8 @@ int kr_cli_fail(struct kr_cli *cli, int code);
 /* "keyroom CMD: usage: ..." on stderr; returns KR_EXIT_USAGE. */
 int kr_cli_usage_error(const char *cmd, const char *usage);
 
-/* Print a JSON value (a json_t *, which this takes over) on stdout, one
- * line; KR_ERR_ALLOC if o is NULL or cannot be dumped. */
-int kr_cli_json(void *o) KR_WUR;
+/* Print a JSON value (a json_t *, which this takes over; NULL prints
+ * nothing) on stdout, one line. */
+void kr_cli_json(void *o);
 
 #endif
