@@ -87,20 +87,15 @@ installed_row(struct kr_log *log, MDB_txn *txn, MDB_dbi d, char dg[65],
 }
 
 int
-kr_polstore_require(struct kr_log *log, const struct kr_policy *pol,
-    int *installed)
+kr_polstore_require(struct kr_log *log, const uint8_t digest[32])
 {
 	char want[65], have[65];
-	uint8_t h[32];
 	uint64_t entry = 0;
 	MDB_txn *txn = NULL;
 	MDB_dbi d;
 	int r;
 
-	if (installed != NULL)
-		*installed = 0;
-	if ((r = kr_policy_digest(pol, h)) != 0 ||
-	    (r = kr_log_read_begin(log, &txn)) != 0)
+	if ((r = kr_log_read_begin(log, &txn)) != 0)
 		return r;
 	if ((r = kr_log_dbi(log, txn, KR_POLICY_DBI, 0, &d)) == 0)
 		r = installed_row(log, txn, d, want, &entry);
@@ -126,9 +121,7 @@ kr_polstore_require(struct kr_log *log, const struct kr_policy *pol,
 	mdb_txn_abort(txn);
 	if (r != 0)
 		return r;
-	if (installed != NULL)
-		*installed = 1;
-	kr_hex(h, 32, have);
+	kr_hex(digest, 32, have);
 	if (strcmp(have, want) != 0)
 		return kr_errf(KR_ERR_STATE, "the policy in force (digest %s) "
 		    "is not the one the quorum installed (digest %s, log entry "

@@ -24,7 +24,6 @@
 #include <lmdb.h>
 
 #include "audit/audit.h"
-#include "policy/policy.h"
 
 #define KR_POLICY_DBI "policy"
 
@@ -35,16 +34,16 @@ int kr_polstore_put(struct kr_log *log, MDB_txn *txn,
     KR_WUR;
 
 /*
- * For batch sign: 0 if pol is the installed one (*installed = 1), or if
- * none was ever installed and the issuing token is not under quorum
- * (*installed = 0). KR_ERR_STATE otherwise: "the policy in force (digest
- * X) is not the one the quorum installed (digest Y, log entry N): ...",
- * "the issuing token is under quorum (share set S) but no policy was
- * installed by the install-policy ceremony ...", or a malformed row, or
- * a row whose entry is not a config-change carrying its digest.
- * installed may be NULL.
+ * For batch sign, with the digest of the policy in force
+ * (kr_policy_digest): 0 if it is the installed one, or if none was ever
+ * installed and the issuing token is not under quorum. KR_ERR_STATE
+ * otherwise: "the policy in force (digest X) is not the one the quorum
+ * installed (digest Y, log entry N): ...", "the issuing token is under
+ * quorum (share set S) but no policy was installed by the install-policy
+ * ceremony ...", or a malformed row, or a row whose entry is not a
+ * config-change carrying its digest.
  */
-int kr_polstore_require(struct kr_log *log, const struct kr_policy *pol,
-    int *installed) KR_WUR;
+int kr_polstore_require(struct kr_log *log, const uint8_t digest[32])
+    KR_WUR;
 
 #endif

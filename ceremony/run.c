@@ -15,7 +15,6 @@
 #include <openssl/crypto.h>
 
 #include "audit/qr.h"
-#include "ceremony/polstore.h"
 #include "ceremony/rehearse.h"
 #include "ceremony/run_int.h"
 #include "ceremony/words.h"
@@ -289,43 +288,15 @@ confirm(struct crun *c, const char *what)
 	return 0;
 }
 
-/*
- * After the install-policy step's entries committed: its policy replaces
- * the one in force. A crash before this rename leaves the log naming a
- * policy that is not in force, and batch sign refuses until the
- * ceremony is run again; never a policy in force that the log does not
- * name.
- */
-static int
-policy_into_place(struct crun *c)
-{
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	char *slash;
-	int r;
-
-	if ((r = kr_snprintf(tmp, sizeof(tmp), "%s.new",
-	    c->a->paths.policy)) != 0 ||
-	    (r = kr_snprintf(dir, sizeof(dir), "%s", c->a->paths.policy)) != 0)
-		return r;
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*slash = '\0';
-	else
-		snprintf(dir, sizeof(dir), ".");
-	kr_audit_crash_point("policy logged, not yet in force");
-	if (rename(tmp, c->a->paths.policy) == -1)
-		return kr_err_sys("%s: the policy is logged as installed but "
-		    "is not in force; run the ceremony again", tmp);
-	return kr_fsync_dir(dir);
-}
-
+/* A failed or unlogged step: its after-entries work is undone, not done. */
 static void
-policy_discard(struct crun *c)
+step_abort(struct crun *c)
 {
-	char tmp[PATH_MAX];
-
-	if (kr_snprintf(tmp, sizeof(tmp), "%s.new", c->a->paths.policy) == 0)
-		(void)unlink(tmp);
-	c->pol_pending = 0;
+	if (c->aborted != NULL)
+		c->aborted(c);
+	c->in_txn = NULL;
+	c->committed = NULL;
+	c->aborted = NULL;
 }
 
 static int
@@ -334,6 +305,8 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 {
 	struct kr_ltx *ltx = NULL;
 	char num[16], det[sizeof(c->detail) + 200], fp[65];
+	uint64_t idx[KR_ARRAY_SIZE(c->extra)];
+	int (*done)(struct crun *);
 	size_t k;
 	int r;
 
@@ -353,7 +326,6 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 		goto fail;
 	for (k = 0; k < c->nextra; k++) {
 		struct kr_kv kv[8];
-		uint64_t idx;
 		size_t j;
 
 		for (j = 0; j < c->extra[k].n; j++) {
@@ -361,11 +333,7 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 			kv[j].value = c->extra[k].v[j];
 		}
 		if ((r = kr_ltx_append(ltx, c->extra[k].type, c->actor, kv,
-		    c->extra[k].n, &idx)) != 0)
-			goto fail;
-		if (c->pol_pending && c->extra[k].type == KR_E_CONFIG_CHANGE &&
-		    (r = kr_polstore_put(c->a->log, kr_ltx_mdb(ltx),
-		    c->pol_digest, c->pol_sha256, idx)) != 0)
+		    c->extra[k].n, &idx[k])) != 0)
 			goto fail;
 	}
 	if (c->retire_set != NULL && (r = kr_qstore_put(c->a->log,
@@ -374,28 +342,22 @@ commit_step(struct crun *c, size_t i, const struct kr_step *st,
 	if (c->put_set != NULL && (r = kr_qstore_put(c->a->log,
 	    kr_ltx_mdb(ltx), c->put_set, 1)) != 0)
 		goto fail;
+	if (c->in_txn != NULL && (r = c->in_txn(c, kr_ltx_mdb(ltx), idx)) != 0)
+		goto fail;
 	if ((r = kr_ltx_commit(ltx, &c->a->signer, NULL)) != 0) {
-		if (c->pol_pending)
-			policy_discard(c);
+		step_abort(c);
 		return r;
 	}
-	if (c->promote_pending) {
-		c->promote_pending = 0;
-		kr_audit_crash_point("promote: logged, marker not yet removed");
-		if (unlink(c->a->paths.promote_mark) == -1)
-			return kr_err_sys("%s", c->a->paths.promote_mark);
-		if ((r = kr_fsync_dir(c->a->paths.certs)) != 0)
-			return r;
-	}
-	if (c->pol_pending) {
-		c->pol_pending = 0;
-		return policy_into_place(c);
+	c->in_txn = NULL;
+	c->aborted = NULL;
+	if ((done = c->committed) != NULL) {
+		c->committed = NULL;
+		return done(c);
 	}
 	return 0;
  fail:
 	kr_ltx_abort(ltx);
-	if (c->pol_pending)
-		policy_discard(c);
+	step_abort(c);
 	return r;
 }
 
@@ -443,8 +405,9 @@ reset_step(struct crun *c)
 	c->nextra = 0;
 	free(c->tr_more);
 	c->tr_more = NULL;
-	c->pol_pending = 0;
-	c->promote_pending = 0;
+	c->in_txn = NULL;
+	c->committed = NULL;
+	c->aborted = NULL;
 }
 
 
@@ -489,9 +452,7 @@ run_step(struct crun *c, size_t i)
 		free(c->retire_set);
 		c->put_set = c->retire_set = NULL;
 		c->nextra = 0;
-		c->promote_pending = 0;	/* an unfinished promotion stays marked */
-		if (c->pol_pending)
-			policy_discard(c);
+		step_abort(c);
 		(void)transcript_step(c, i, st, "failed", 0);
 		if ((r2 = commit_step(c, i, st, r == KR_ERR_INTERRUPTED ?
 		    "declined" : "failed")) != 0)

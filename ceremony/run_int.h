@@ -59,12 +59,17 @@ struct crun {
 	char *tr_more;			/* extra transcript text (malloc'd) */
 	struct cextra extra[2];
 	size_t nextra;
-	/* install-policy: <policy>.new becomes the policy in force only
-	 * after the step's entries (and the polstore row) commit. */
-	int pol_pending;
-	uint8_t pol_digest[32], pol_sha256[32];
-	/* promote: certs/promote.inprogress goes once the step commits. */
-	int promote_pending;
+	/*
+	 * Work a step leaves for after its entries, set by the step and
+	 * cleared before the next: in_txn runs in the step's audit
+	 * transaction after them (extra_idx: each extra entry's index);
+	 * committed once that transaction has committed; aborted when it
+	 * does not commit or the step failed.
+	 */
+	int (*in_txn)(struct crun *, MDB_txn *, const uint64_t *extra_idx);
+	int (*committed)(struct crun *);
+	void (*aborted)(struct crun *);
+	uint8_t pol_digest[32], pol_sha256[32];	/* install-policy's */
 	json_t *results;		/* --json: one object per step */
 };
 

@@ -1027,6 +1027,16 @@ profile_from_cert(const char *path, struct kr_profile *prof)
 	return 0;
 }
 
+/* The promotion's entry committed: it is over. */
+static int
+promote_done(struct crun *c)
+{
+	kr_audit_crash_point("promote: logged, marker not yet removed");
+	if (unlink(c->a->paths.promote_mark) == -1)
+		return kr_err_sys("%s", c->a->paths.promote_mark);
+	return kr_fsync_dir(c->a->paths.certs);
+}
+
 /*
  * The next root and intermediate become current. First the state
  * records, in certs/promote.inprogress, that a promotion has begun and
@@ -1034,7 +1044,7 @@ profile_from_cert(const char *path, struct kr_profile *prof)
  * (relabel, retire, promote), so a promotion interrupted at any point is
  * finished by running this step once more (the promote.yaml script).
  * Until its entry commits the marker stays, and batch sign and ca issue
- * refuse to issue (run.c removes it after the commit).
+ * refuse to issue (promote_done removes it after the commit).
  */
 int
 step_promote(struct crun *c, const struct kr_step *st)
@@ -1116,7 +1126,7 @@ step_promote(struct crun *c, const struct kr_step *st)
 			goto out;
 		kr_audit_crash_point("promote: begun");
 	}
-	c->promote_pending = 1;	/* run.c: the marker goes after the commit */
+	c->committed = promote_done;	/* the marker goes once logged */
 	/* Keys: the next ones take the configured labels. */
 	for (role = 0; role < ROLE__COUNT; role++) {
 		if ((r = crun_token(c, role, &tok)) != 0 ||

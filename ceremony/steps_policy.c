@@ -13,10 +13,10 @@
  * place). The new files are written first, each atomically; the policy
  * is loaded once more from those very files (what was checked is what is
  * installed, whatever the stick did meanwhile) and written as
- * policy.yaml.new. The runner commits the config-change entry (with the
- * policy's digest) and the installed-policy row (ceremony/polstore.h) in
- * one transaction, and only then renames policy.yaml.new over
- * policy.yaml: at every instant the state holds one whole policy, and a
+ * policy.yaml.new. The step's config-change entry (with the policy's
+ * digest) and the installed-policy row (ceremony/polstore.h) commit in
+ * one transaction, and only then is policy.yaml.new renamed over
+ * policy.yaml (the runner's in_txn and committed hooks): at every instant the state holds one whole policy, and a
  * crash between the commit and the rename leaves a logged policy not yet
  * in force - batch sign refuses then, it never runs under a policy the
  * log does not name.
@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "ceremony/polstore.h"
 #include "ceremony/run_int.h"
 #include "lib/util.h"
 #include "lib/yaml.h"
@@ -56,6 +57,47 @@ plain_name(const char *s)
 		    *p == '-'))
 			return 0;
 	return 1;
+}
+
+/* In the step's transaction: the installed-policy row names its
+ * config-change entry (the step's only extra entry). */
+static int
+policy_record(struct crun *c, MDB_txn *txn, const uint64_t *extra_idx)
+{
+	return kr_polstore_put(c->a->log, txn, c->pol_digest, c->pol_sha256,
+	    extra_idx[0]);
+}
+
+/*
+ * Once that commits, policy.yaml.new replaces the policy in force. A
+ * crash before this rename leaves the log naming a policy that is not in
+ * force, and batch sign refuses until the ceremony is run again; never a
+ * policy in force that the log does not name.
+ */
+static int
+policy_into_force(struct crun *c)
+{
+	char tmp[PATH_MAX];
+	int r;
+
+	if ((r = kr_snprintf(tmp, sizeof(tmp), "%s.new",
+	    c->a->paths.policy)) != 0)
+		return r;
+	kr_audit_crash_point("policy logged, not yet in force");
+	if ((r = kr_rename_durable(tmp, c->a->paths.policy)) != 0)
+		return kr_errctx(r, "the policy is logged as installed but is "
+		    "not in force; run the ceremony again");
+	return 0;
+}
+
+/* Not logged: the copy never comes into force. */
+static void
+policy_discard(struct crun *c)
+{
+	char tmp[PATH_MAX];
+
+	if (kr_snprintf(tmp, sizeof(tmp), "%s.new", c->a->paths.policy) == 0)
+		(void)unlink(tmp);
 }
 
 struct pfile {
@@ -188,7 +230,9 @@ step_install_policy(struct crun *c, const struct kr_step *st)
 		(void)unlink(path);
 		goto out;
 	}
-	c->pol_pending = 1;	/* in force once logged: run.c */
+	c->in_txn = policy_record;
+	c->committed = policy_into_force;
+	c->aborted = policy_discard;
 	crun_detail(c, "policy installed: %zu pinned signer(s), %zu "
 	    "certificate file(s) (%zu new), %s%s", json_array_size(
 	    json_object_get(lint, "signers")), nf, nwritten,

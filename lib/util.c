@@ -218,22 +218,30 @@ kr_write_new_file(const char *path, const void *data, size_t len,
 }
 
 int
+kr_rename_durable(const char *from, const char *to)
+{
+	char dir[PATH_MAX];
+	int r;
+
+	if ((r = dir_of(to, dir, sizeof(dir))) != 0)
+		return r;
+	if (rename(from, to) == -1)
+		return kr_err_sys("%s", to);
+	return kr_fsync_dir(dir);
+}
+
+int
 kr_write_replace_file(const char *path, const void *data, size_t len,
     mode_t mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
+	char tmp[PATH_MAX];
 	int r;
 
-	if ((r = dir_of(path, dir, sizeof(dir))) != 0)
-		return r;
 	if ((r = write_tmp(path, data, len, mode, tmp, sizeof(tmp))) != 0)
 		return r;
-	if (rename(tmp, path) == -1) {
-		r = kr_err_sys("%s", path);
+	if ((r = kr_rename_durable(tmp, path)) != 0)
 		(void)unlink(tmp);
-		return r;
-	}
-	return kr_fsync_dir(dir);
+	return r;
 }
 
 int

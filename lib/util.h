@@ -39,6 +39,9 @@ int kr_write_replace_file(const char *path, const void *data, size_t len,
 /* fsync a directory by path. */
 int kr_fsync_dir(const char *path) KR_WUR;
 
+/* rename(from, to), then fsync the directory of to. */
+int kr_rename_durable(const char *from, const char *to) KR_WUR;
+
 /* mkdir -p with mode for created components. */
 int kr_mkdirs(const char *path, mode_t mode) KR_WUR;
 

@@ -452,10 +452,9 @@ open_policy(struct batch *b)
 	int r;
 
 	if ((r = kr_policy_load(b->paths.policy, &b->pol)) != 0 ||
-	    (r = kr_polstore_require(b->log, b->pol, NULL)) != 0 ||
 	    (r = kr_policy_digest(b->pol, b->pol_digest)) != 0)
 		return r;
-	return 0;
+	return kr_polstore_require(b->log, b->pol_digest);
 }
 
 static int
