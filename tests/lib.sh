@@ -70,6 +70,25 @@ kr_lsan_softhsm() {
 }
 # kr_card SETDIR ROLE INDEX: path of a share card written by --cards SETDIR.
 kr_card() { ls "$1/$2-$3-"*.card 2>/dev/null | head -1; }
+# kr_quorum_shares CARDS: --shares for both quorums (root cards 1 and 3,
+# issuing cards 2 and 3), as the rotation and intermediate ceremonies take.
+kr_quorum_shares() {
+	echo --shares "root=file:$(kr_card "$1" root 1)" --shares "root=file:$(kr_card "$1" root 3)" \
+	    --shares "issuing=file:$(kr_card "$1" issuing 2)" --shares "issuing=file:$(kr_card "$1" issuing 3)"
+}
+# kr_quorum_ca STATE CARDS: keyroom init, the genesis ceremony (its cards in
+# CARDS) and the intermediate ceremony under both quorums; the ceremonies'
+# media and output beside STATE (STATE.genesis/, STATE.genesis.out, ...).
+# On failure the outputs' last lines are printed as TAP comments.
+kr_quorum_ca() {
+	local s="$1" c="$2" scr="$TOP/ceremony/scripts"
+	kr_init_state "$s" "$s.pin" &&
+	"$KEYROOM" -q --state "$s" --yes ceremony run "$scr/genesis.yaml" --init-pin "file:$s.pin" \
+	    --cards "$c" --media "$s.genesis" --no-prompt >"$s.genesis.out" 2>&1 &&
+	"$KEYROOM" -q --state "$s" --yes ceremony run "$scr/intermediate.yaml" --no-prompt \
+	    --media "$s.intermediate" $(kr_quorum_shares "$c") >"$s.intermediate.out" 2>&1 ||
+	{ tail -5 "$s.genesis.out" "$s.intermediate.out" 2>/dev/null | sed 's/^/#   /'; return 1; }
+}
 # kr_install_policy STATE CARDS STICK FILES...: the install-policy ceremony
 # (root custodians 1 and 2 of CARDS) taking FILES from STICK/policy/; its
 # output goes to STICK/install.out.

@@ -16,14 +16,7 @@ kr() { "$KEYROOM" -q --state "$S" "$@"; }
 [ -x "$TOOLS/fleetsim" ] || { skip "install-policy" "fleetsim not built"; done_testing; exit 0; }
 card() { kr_card "$C" "$1" "$2"; }
 
-kr_init_state "$S" "$T/init.pin" &&
-	kr --yes ceremony run "$SCR/genesis.yaml" --init-pin "file:$T/init.pin" --cards "$C" \
-	    --media "$T/m0" --no-prompt >"$T/g.out" 2>&1 &&
-	kr --yes ceremony run "$SCR/intermediate.yaml" --no-prompt --media "$T/m1" \
-	    --shares "root=file:$(card root 1)" --shares "root=file:$(card root 2)" \
-	    --shares "issuing=file:$(card issuing 1)" --shares "issuing=file:$(card issuing 2)" \
-	    >"$T/i.out" 2>&1 ||
-	{ nok "genesis + intermediate"; tail -5 "$T/g.out" "$T/i.out"; done_testing; exit 1; }
+kr_quorum_ca "$S" "$C" || { nok "genesis + intermediate"; done_testing; exit 1; }
 ok "genesis + intermediate"
 
 "$TOOLS/fleetsim" --out "$T/f" --seed 31 --devices 5 --quota 40 --manifest-on-media \
